@@ -1,0 +1,240 @@
+"""Execute the notebooks in notebooks/ into build/executed/, re-running only what changed.
+
+    python -m portal.execute            # run stale notebooks (what `make execute` does)
+    python -m portal.execute --force    # run all of them (`make execute FORCE=1`)
+
+A notebook is stale when the hash of its source, the rtclab sources, the lock file or the mode
+(LMA_MODE=quick|full) differs from the one recorded in its executed copy. Each cell gets a timeout;
+an error stops the run naming the notebook, the cell and the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+from portal.notebooks import Notebook, find_notebooks
+from portal.paths import EXECUTED, LANGUAGES, ROOT
+
+DEFAULT_CELL_TIMEOUT = 120  # seconds; a notebook may set metadata.portal.cell_timeout
+MODES = ("quick", "full")
+REPORT = EXECUTED / "report.json"
+
+
+class ExecutionFailed(Exception):
+    """A notebook could not be executed; the message names notebook, cell and error."""
+
+
+def current_mode() -> str:
+    mode = os.environ.get("LMA_MODE", "quick")
+    if mode not in MODES:
+        raise ExecutionFailed(f"LMA_MODE={mode!r}: must be one of {', '.join(MODES)}")
+    return mode
+
+
+def cache_key(notebook: Notebook, mode: str) -> str:
+    """Hash of everything an executed notebook depends on."""
+    digest = hashlib.sha256()
+    digest.update(notebook.source.read_bytes())
+    for path in sorted((ROOT / "src" / "rtclab").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    lock = ROOT / "uv.lock"
+    if lock.exists():
+        digest.update(lock.read_bytes())
+    digest.update(f"mode={mode}".encode())
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("aiortc", "av"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def recorded_execution(path: Path) -> dict | None:
+    """The execution record stored in an executed copy, or None if there is none."""
+    if not path.exists():
+        return None
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return nb.get("metadata", {}).get("portal", {}).get("execution")
+
+
+def _cell_number(nb: nbformat.NotebookNode, cell_index: int) -> str:
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    position = code_cells.index(cell_index) + 1 if cell_index in code_cells else "?"
+    return f"cell {cell_index + 1} (code cell {position})"
+
+
+def execute_notebook(notebook: Notebook, mode: str) -> dict:
+    """Run one notebook and write its executed copy; return its execution record."""
+    nb = nbformat.read(notebook.source, as_version=4)
+    timeout = int(nb.metadata.get("portal", {}).get("cell_timeout", DEFAULT_CELL_TIMEOUT))
+    failed_cell: list[int] = []
+    ipc_dir = tempfile.mkdtemp(prefix="lma-kernel-")
+    client = NotebookClient(
+        nb,
+        # IPC sockets in a temporary folder: no TCP port is opened for the kernel.
+        km=KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(ipc_dir) / "kernel")),
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(notebook.source.parent)}},
+        on_cell_error=lambda cell, cell_index, execute_reply: failed_cell.append(cell_index),
+    )
+    os.environ["LMA_MODE"] = mode  # the parameters cell of each notebook reads it
+    started = time.monotonic()
+    try:
+        client.execute()
+    except CellTimeoutError as error:
+        where = _cell_number(nb, failed_cell[0]) if failed_cell else "a cell"
+        raise ExecutionFailed(f"{notebook.display}: {where} ran longer than {timeout} s\n{error}") from None
+    except CellExecutionError as error:
+        where = _cell_number(nb, failed_cell[0]) if failed_cell else "a cell"
+        raise ExecutionFailed(f"{notebook.display}: {where} raised an error\n{error}") from None
+    finally:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
+    seconds = time.monotonic() - started
+    record = {
+        "status": "passed",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(seconds, 1),
+        "mode": mode,
+        "cell_timeout": timeout,
+        "versions": versions(),
+        "cache_key": cache_key(notebook, mode),
+    }
+    nb.metadata.setdefault("portal", {})["execution"] = record
+    target = notebook.executed()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    return record
+
+
+def write_translations(notebook: Notebook) -> list[str]:
+    """Give each translated notebook the outputs of the executed English one.
+
+    Code cells must be identical in every language, so outputs can be copied cell by cell.
+    """
+    executed = nbformat.read(notebook.executed(), as_version=4)
+    written = []
+    for lang in LANGUAGES[1:]:
+        source_path = notebook.translation(lang)
+        target = notebook.executed(lang)
+        if not source_path.exists():
+            target.unlink(missing_ok=True)
+            continue
+        translated = nbformat.read(source_path, as_version=4)
+        check_same_code(executed, translated, source_path)
+        merged = copy.deepcopy(translated)
+        for cell, run in zip(merged.cells, executed.cells, strict=True):
+            if cell.cell_type == "code":
+                cell.outputs = run.outputs
+                cell.execution_count = run.execution_count
+        merged.metadata["portal"] = {**translated.metadata.get("portal", {}), **executed.metadata["portal"]}
+        nbformat.write(merged, target)
+        written.append(lang)
+    return written
+
+
+def check_same_code(english: nbformat.NotebookNode, translated: nbformat.NotebookNode, path: Path) -> None:
+    """Raise ExecutionFailed unless `translated` has the same cells and code as `english`."""
+    name = path.relative_to(ROOT)
+    kinds = [c.cell_type for c in english.cells]
+    if [c.cell_type for c in translated.cells] != kinds:
+        raise ExecutionFailed(
+            f"{name}: cells: the translation must have the same cells in the same order as the English "
+            f"notebook ({len(translated.cells)} cells here, {len(kinds)} there)"
+        )
+    for index, (a, b) in enumerate(zip(english.cells, translated.cells, strict=True)):
+        if a.cell_type == "code" and a.source != b.source:
+            raise ExecutionFailed(f"{name}: cell {index + 1}: code differs from the English notebook")
+
+
+def run(force: bool = False) -> int:
+    mode = current_mode()
+    notebooks = find_notebooks()
+    report: dict[str, dict] = {}
+    failures = []
+    for notebook in notebooks:
+        key = cache_key(notebook, mode)
+        recorded = recorded_execution(notebook.executed())
+        name = notebook.display
+        if not force and recorded and recorded.get("cache_key") == key:
+            print(f"up to date  {name}  (ran {recorded['date']}, {recorded['seconds']} s)")
+            report[str(notebook.rel)] = recorded
+        else:
+            print(f"executing   {name} ...", flush=True)
+            try:
+                record = execute_notebook(notebook, mode)
+            except ExecutionFailed as error:
+                print(f"FAILED      {error}", file=sys.stderr)
+                notebook.executed().unlink(missing_ok=True)
+                failures.append(name)
+                report[str(notebook.rel)] = {"status": "failed", "date": _now(), "mode": mode}
+                continue
+            print(f"executed    {name}  in {record['seconds']} s")
+            report[str(notebook.rel)] = record
+        try:
+            write_translations(notebook)
+        except ExecutionFailed as error:
+            print(f"FAILED      {error}", file=sys.stderr)
+            failures.append(name)
+            report[str(notebook.rel)] = {**report[str(notebook.rel)], "status": "failed"}
+    _remove_orphans(notebooks)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if failures:
+        print(f"{len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _remove_orphans(notebooks: list[Notebook]) -> None:
+    """Delete executed copies whose source notebook is gone."""
+    keep = {nb.executed(lang) for nb in notebooks for lang in LANGUAGES}
+    for path in EXECUTED.rglob("*.ipynb") if EXECUTED.exists() else []:
+        if path not in keep:
+            path.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m portal.execute", description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="re-run every notebook, ignoring the cache")
+    args = parser.parse_args(argv)
+    try:
+        return run(force=args.force)
+    except ExecutionFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""MkDocs hooks: executed notebooks as pages in both languages, generated pages, front matter checks,
+the "not yet translated" notice, the notebook badge, and no third-party requests.
+
+Loaded by mkdocs.yml (`hooks:`). It reads executed notebooks from build/executed/ and never runs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+from portal import frontmatter, reports
+from portal.execute import recorded_execution
+from portal.notebooks import Notebook, find_notebooks
+from portal.paths import DEFAULT_LANGUAGE, EXECUTED, LANGUAGES, ROOT
+
+NOTICE = {
+    "zh": (
+        '<div class="admonition warning lma-untranslated"><p class="admonition-title">本页尚未翻译</p>'
+        '<p>以下是英文原文。欢迎参与翻译：见<a href="{contribute}">贡献指南</a>。</p></div>'
+    ),
+}
+BADGE_TEXT = {
+    "en": ("Last verified", "run time", "Download the notebook", "quick mode", "full mode"),
+    "zh": ("最近验证", "运行时间", "下载 notebook", "快速模式", "完整模式"),
+}
+MERMAID = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+MERMAID_DEST = "assets/javascripts/mermaid.min.js"
+
+
+class NotebookPageFile(File):
+    """An executed notebook from build/executed/ that MkDocs treats as a page (mkdocs-jupyter renders it)."""
+
+    def is_documentation_page(self) -> bool:
+        return True
+
+
+def _language(config: MkDocsConfig) -> str:
+    i18n = config.plugins.get("i18n")
+    return getattr(i18n, "current_language", DEFAULT_LANGUAGE) or DEFAULT_LANGUAGE
+
+
+def _prefix(lang: str) -> str:
+    return "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
+
+
+def _page_url(rel: str, lang: str) -> str:
+    """Directory URL of a page `a/b.md` or `a/b.ipynb` in a language: `zh/a/b/`."""
+    stem = rel.rsplit(".", 1)[0]
+    stem = stem[: -len("index")] if stem.endswith("index") else stem + "/"
+    return _prefix(lang) + stem
+
+
+def _add_i18n_attributes(file: File, rel: str, lang: str, localized: bool) -> None:
+    """What mkdocs-static-i18n expects on a file, so the language switcher links the other language."""
+    file.alternates = {code: SimpleNamespace(url=_page_url(rel, code)) for code in LANGUAGES}
+    file.locale = lang if localized else DEFAULT_LANGUAGE
+    file.locale_alternate_of = lang
+    file.localization = lang if localized and lang != DEFAULT_LANGUAGE else None
+    file.norm_src_uri = rel
+
+
+def _notebook_page(notebook: Notebook, lang: str, config: MkDocsConfig) -> File:
+    executed = notebook.executed(lang)
+    localized = executed.exists()
+    if not localized:
+        executed = notebook.executed()
+    if not executed.exists():
+        raise PluginError(
+            f"{notebook.display}: not executed yet: run `make execute` before building the site"
+        )
+    rel = notebook.rel.as_posix()
+    dest = _page_url(rel, lang) + "index.html"
+    file = NotebookPageFile(rel, str(EXECUTED), config.site_dir, config.use_directory_urls, dest_uri=dest)
+    file.abs_src_path = str(executed)
+    file.executed_path = str(executed)
+    file.notebook_source = str(notebook.translation(lang) if localized else notebook.source)
+    file.url = _page_url(rel, lang)
+    _add_i18n_attributes(file, rel, lang, localized)
+    return file
+
+
+def _download_file(notebook: Notebook, lang: str, config: MkDocsConfig) -> File:
+    """The source notebook (no outputs) next to its page, for readers to run themselves."""
+    source = notebook.translation(lang) if notebook.translation(lang).exists() else notebook.source
+    rel = notebook.rel.as_posix()
+    dest = _page_url(rel, lang) + notebook.source.name
+    file = File(
+        f"_downloads/{lang}/{rel}",
+        str(source.parent),
+        config.site_dir,
+        config.use_directory_urls,
+        dest_uri=dest,
+    )
+    file.abs_src_path = str(source)
+    return file
+
+
+def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> File:
+    file = File.generated(config, rel, content=content)
+    file.dest_uri = _page_url(rel, lang) + "index.html"
+    file.url = _page_url(rel, lang)
+    file.abs_dest_path = str(Path(config.site_dir) / file.dest_uri)
+    _add_i18n_attributes(file, rel, lang, localized=True)
+    return file
+
+
+@event_priority(-200)  # after mkdocs-static-i18n (-100) has rebuilt the file list for this language
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    lang = _language(config)
+    for notebook in find_notebooks():
+        files.append(_notebook_page(notebook, lang, config))
+        files.append(_download_file(notebook, lang, config))
+    today = dt.date.today().isoformat()
+    files.append(
+        _generated_page("reference/execution-report.md", reports.execution_report(lang, today), lang, config)
+    )
+    files.append(
+        _generated_page(
+            "contribute/translation-status.md", reports.translation_status(lang, today), lang, config
+        )
+    )
+    return files
+
+
+def _source_of(page: Page) -> Path | None:
+    path = page.file.abs_src_path
+    return Path(path) if path else None
+
+
+def _is_notebook(page: Page) -> bool:
+    return page.file.src_uri.endswith(".ipynb")
+
+
+def _is_fallback(page: Page, lang: str) -> bool:
+    """True when a non-default language shows the English page because no translation exists."""
+    return lang != DEFAULT_LANGUAGE and getattr(page.file, "locale", lang) != lang
+
+
+@event_priority(-100)  # after mkdocs-jupyter (0) has taken the page over
+def on_pre_page(page: Page, config: MkDocsConfig, files: Files) -> Page:
+    # While plugins read the page's source (git dates), point them at the committed notebook,
+    # not the executed copy in build/ that git knows nothing of. on_page_markdown points it back.
+    if hasattr(page.file, "notebook_source"):
+        page.file.abs_src_path = page.file.notebook_source
+    return page
+
+
+@event_priority(-100)  # after git-revision-date-localized (0) has read the source's git history
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    source = _source_of(page)
+    if source is None:  # a page this build generated itself
+        return markdown
+    found = frontmatter.check_file(source)
+    if found:
+        raise PluginError("front matter problems:\n" + "\n".join(found))
+    if hasattr(page.file, "executed_path"):
+        # Titles, descriptions and the rest of a notebook's front matter live in its metadata.
+        page.meta = {**frontmatter.read_notebook(source), **page.meta}
+        page.file.abs_src_path = page.file.executed_path  # what mkdocs-jupyter renders
+    return markdown
+
+
+# Notebook HTML from mkdocs-jupyter inlines ~600 KB of JupyterLab CSS per page and points at MathJax
+# and mermaid on CDNs: drop both; assets/stylesheets/notebook.css styles cells once for every page.
+_INLINE_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.S)
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+_MATHJAX_CONFIG = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+
+
+def _drop_third_party_script(match: re.Match[str]) -> str:
+    """Remove a <script> that loads code from another host (a src URL or a dynamic import of one)."""
+    attributes, body = match.group(1), match.group(2)
+    if re.search(r"src=[\"']https?://", attributes) or re.search(r"import\(\s*[\"']https?://", body):
+        return ""
+    return match.group(0)
+
+
+def _badge(page: Page, lang: str) -> str:
+    source = _source_of(page)
+    record = recorded_execution(source) if source else None
+    if not record:
+        return ""
+    labels = BADGE_TEXT.get(lang, BADGE_TEXT[DEFAULT_LANGUAGE])
+    v = record["versions"]
+    mode = labels[3] if record.get("mode") == "quick" else labels[4]
+    name = Path(page.file.src_uri).name
+    return (
+        '<div class="lma-badge" role="note">'
+        f"<span>✔ {labels[0]} {html.escape(record['date'])}</span>"
+        f"<span>{labels[1]} {record['seconds']} s ({mode})</span>"
+        f"<span>Python {v['python']} · aiortc {v['aiortc']} · av {v['av']}</span>"
+        f'<a href="{html.escape(name)}" download>⬇ {labels[2]}</a>'
+        "</div>"
+    )
+
+
+def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    lang = _language(config)
+    if _is_notebook(page):
+        content = _INLINE_STYLE.sub("", content)
+        content = _MATHJAX_CONFIG.sub("", content)
+        content = _SCRIPT.sub(_drop_third_party_script, content)
+        content = _badge(page, lang) + content
+    if _is_fallback(page, lang) and lang in NOTICE:
+        # Relative, so the link also works in the offline bundle opened from file://.
+        contribute = "../" * page.url.count("/") + _page_url("contribute/index.md", lang)
+        content = NOTICE[lang].format(contribute=html.escape(contribute)) + content
+    return content
+
+
+def on_page_context(context: dict[str, Any], page: Page, config: MkDocsConfig, nav: Any) -> dict[str, Any]:
+    if _is_notebook(page) and config.repo_url:
+        lang = _language(config)
+        src = Path("notebooks") / page.file.src_uri
+        if lang != DEFAULT_LANGUAGE and Path(page.file.abs_src_path).name.endswith(f".{lang}.ipynb"):
+            src = src.with_suffix(f".{lang}.ipynb")
+        page.edit_url = f"{config.repo_url.rstrip('/')}/edit/main/{src.as_posix()}"
+    if page.meta.get("generated"):
+        page.edit_url = None
+    return context
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    # Material would fetch mermaid from unpkg.com; load our pinned copy, and only where a diagram is.
+    if 'class="mermaid"' in output:
+        if not MERMAID.exists():
+            raise PluginError(
+                f"{page.file.src_uri}: has a mermaid diagram but {MERMAID} is missing: run `make env`"
+            )
+        depth = page.url.count("/")
+        script = f'<script src="{"../" * depth}{MERMAID_DEST}"></script>'
+        # Before Material's bundle, which loads mermaid from unpkg.com unless `mermaid` is defined.
+        bundle = re.search(r'<script src="[^"]*assets/javascripts/bundle\.', output)
+        at = bundle.start() if bundle else output.rindex("</body>")
+        output = output[:at] + script + output[at:]
+    return output
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    if MERMAID.exists():
+        target = Path(config.site_dir) / MERMAID_DEST
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(MERMAID, target)
