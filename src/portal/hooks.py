@@ -19,6 +19,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from pymdownx.slugs import slugify as _make_slugify
 
 from portal import frontmatter, reports
 from portal.execute import recorded_execution
@@ -35,6 +36,7 @@ BADGE_TEXT = {
     "en": ("Last verified", "run time", "Download the notebook", "quick mode", "full mode"),
     "zh": ("最近验证", "运行时间", "下载 notebook", "快速模式", "完整模式"),
 }
+slugify = _make_slugify(case="lower")
 MERMAID = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
 MERMAID_DEST = "assets/javascripts/mermaid.min.js"
 
@@ -187,6 +189,40 @@ def _drop_third_party_script(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+_HEADING = re.compile(r'<h([1-6]) id="([^"]*)">(.*?)</h\1>', re.S)
+
+
+def _fix_heading_ids(content: str, page: Page) -> str:
+    """Give notebook headings ids that keep CJK text, and make the table of contents link to them.
+
+    mkdocs-jupyter slugs a Chinese heading to id="" (and its TOC to "_1"), so the anchors go nowhere.
+    Both are rebuilt here from the heading text with the same unicode-aware slug.
+    """
+    seen: dict[str, int] = {}
+
+    def unique(text: str) -> str:
+        base = slugify(re.sub(r"<[^>]+>|¶", "", html.unescape(text)).strip(), "-") or "section"
+        seen[base] = seen.get(base, 0) + 1
+        return base if seen[base] == 1 else f"{base}_{seen[base] - 1}"
+
+    def heading(match: re.Match[str]) -> str:
+        level, body = match.group(1), match.group(3)
+        anchor = unique(body)
+        body = re.sub(r'class="anchor-link" href="#[^"]*"', f'class="anchor-link" href="#{anchor}"', body)
+        return f'<h{level} id="{anchor}">{body}</h{level}>'
+
+    content = _HEADING.sub(heading, content)
+    seen.clear()
+
+    def relink(items: Any) -> None:
+        for item in items:
+            item.id = unique(item.title)
+            relink(item.children)
+
+    relink(page.toc)
+    return content
+
+
 def _badge(page: Page, lang: str) -> str:
     source = _source_of(page)
     record = recorded_execution(source) if source else None
@@ -212,6 +248,7 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = _INLINE_STYLE.sub("", content)
         content = _MATHJAX_CONFIG.sub("", content)
         content = _SCRIPT.sub(_drop_third_party_script, content)
+        content = _fix_heading_ids(content, page)
         content = _badge(page, lang) + content
     if _is_fallback(page, lang) and lang in NOTICE:
         # Relative, so the link also works in the offline bundle opened from file://.

@@ -1,0 +1,55 @@
+"""Samples and pages stay in step: every sample is shown by a page, every include points at a real section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from portal.paths import DOCS, ROOT, SAMPLES
+
+INCLUDE = re.compile(r'--8<--\s+"([^"]+)"')
+
+
+def includes() -> list[tuple[Path, str, str | None]]:
+    """(page, file, section) for every snippet include in every page."""
+    found = []
+    for page in sorted(DOCS.rglob("*.md")):
+        if "_templates" in page.parts:
+            continue
+        for target in INCLUDE.findall(page.read_text(encoding="utf-8")):
+            file, _, section = target.partition(":")
+            found.append((page, file, section or None))
+    return found
+
+
+def sections(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    starts = set(re.findall(r"--8<-- \[start:([\w-]+)\]", text))
+    ends = set(re.findall(r"--8<-- \[end:([\w-]+)\]", text))
+    return starts & ends
+
+
+def test_every_sample_is_included_by_a_page():
+    included = {file for _, file, _ in includes()}
+    samples = sorted(str(p.relative_to(ROOT)) for p in SAMPLES.rglob("*.py"))
+    assert samples, "no samples found under samples/"
+    orphans = [s for s in samples if s not in included]
+    assert not orphans, f"samples no page includes (add them to a page or delete them): {orphans}"
+
+
+@pytest.mark.parametrize(
+    ("page", "file", "section"),
+    includes(),
+    ids=lambda value: str(value.relative_to(ROOT)) if isinstance(value, Path) else str(value),
+)
+def test_include_points_at_an_existing_file_and_section(page, file, section):
+    where = page.relative_to(ROOT)
+    target = ROOT / file
+    assert target.is_file(), f"{where}: includes {file}, which does not exist"
+    if section:
+        assert section in sections(target), (
+            f"{where}: includes section '{section}' of {file}, which has no "
+            f"'# --8<-- [start:{section}]' ... '# --8<-- [end:{section}]' pair"
+        )
