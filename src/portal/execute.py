@@ -154,7 +154,9 @@ def write_translations(notebook: Notebook) -> list[str]:
             if cell.cell_type == "code":
                 cell.outputs = run.outputs
                 cell.execution_count = run.execution_count
-        merged.metadata["portal"] = {**translated.metadata.get("portal", {}), **executed.metadata["portal"]}
+        # The translation keeps its own front matter (`page`: Chinese title, translated_from) and gets the record.
+        execution = executed.metadata["portal"]["execution"]
+        merged.metadata["portal"] = {**translated.metadata.get("portal", {}), "execution": execution}
         nbformat.write(merged, target)
         written.append(lang)
     return written

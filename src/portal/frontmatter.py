@@ -50,7 +50,7 @@ def _is_list_of(value: Any, allowed: tuple[str, ...]) -> bool:
 def problems(meta: dict[str, Any], where: str) -> list[str]:
     """Every way `meta` breaks the schema; an empty list means it is valid."""
     found = []
-    for field in sorted(set(meta) - set(FIELDS)):
+    for field in sorted(set(meta) - set(FIELDS), key=str):  # YAML keys may be numbers or null
         found.append(_problem(where, field, f"unknown field (known: {', '.join(FIELDS)})"))
     for field, (required, _) in FIELDS.items():
         if required and field not in meta:
@@ -97,9 +97,9 @@ def read_markdown(path: Path) -> dict[str, Any]:
         raise FrontMatterError(f"{_display(path)}: front matter: no closing '---' line")
     try:
         meta = yaml.safe_load(text[4:end]) or {}
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: a date that cannot exist, like 2024-13-01
         mark = getattr(error, "problem_mark", None)
-        line = f" (line {mark.line + 2})" if mark else ""
+        line = f" (line {mark.line + 2})" if mark else f" ({error})" if isinstance(error, ValueError) else ""
         raise FrontMatterError(f"{_display(path)}: front matter: not valid YAML{line}") from None
     if not isinstance(meta, dict):
         raise FrontMatterError(f"{_display(path)}: front matter: must be a mapping of field: value")
@@ -112,9 +112,13 @@ def read_notebook(path: Path) -> dict[str, Any]:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise FrontMatterError(f"{_display(path)}: notebook: not valid JSON (line {error.lineno})") from None
-    meta = nb.get("metadata", {}).get("portal", {}).get("page")
+    meta = nb
+    for key in ("metadata", "portal", "page"):  # any of them may be missing, or not a mapping at all
+        meta = meta.get(key) if isinstance(meta, dict) else None
     if not isinstance(meta, dict):
-        raise FrontMatterError(f"{_display(path)}: metadata.portal.page: missing (the notebook's front matter)")
+        raise FrontMatterError(
+            f"{_display(path)}: metadata.portal.page: missing (the notebook's front matter)"
+        )
     return meta
 
 

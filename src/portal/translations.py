@@ -102,8 +102,11 @@ def stamp(translation: Path) -> str:
         raise FrontMatterError(f"{translation}: translated_from: no English page {english.name} beside it")
     current = content_hash(english)
     if translation.suffix == ".ipynb":
+        read_notebook(translation)  # refuse a notebook that is not JSON or has no front matter to stamp
         nb = json.loads(translation.read_text(encoding="utf-8"))
-        nb.setdefault("metadata", {}).setdefault("portal", {}).setdefault("page", {})["translated_from"] = current
+        nb.setdefault("metadata", {}).setdefault("portal", {}).setdefault("page", {})["translated_from"] = (
+            current
+        )
         translation.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return current
     read_markdown(translation)  # refuse to touch a file whose front matter does not parse
@@ -122,7 +125,9 @@ def stamp(translation: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m portal.translations", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m portal.translations", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command")
     stamp_cmd = sub.add_parser("stamp", help="record that translations match their English pages now")
     stamp_cmd.add_argument("files", nargs="+", type=Path)
