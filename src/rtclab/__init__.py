@@ -1,0 +1,1 @@
+"""rtclab: the lab toolkit that Last Mile Academy's samples and notebooks import."""

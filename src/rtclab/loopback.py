@@ -1,0 +1,148 @@
+"""Keep aiortc calls on loopback: ICE host candidates on 127.0.0.1 only, no STUN server, and an SDP check.
+aioice itself skips loopback, so without this a "local" call goes out over the machine's real interfaces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import aioice.ice
+from aiortc import RTCConfiguration
+
+__all__ = [
+    "LOOPBACK_ADDRESS",
+    "candidate_addresses",
+    "check_loopback_sdp",
+    "loopback_only",
+    "rtc_configuration",
+]
+
+LOOPBACK_ADDRESS = "127.0.0.1"
+"""The only address a loopback call gathers by default."""
+
+# a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
+_CANDIDATE_LINE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ ", re.MULTILINE)
+
+
+def rtc_configuration() -> RTCConfiguration:
+    """Return a configuration that never contacts a STUN or TURN server.
+
+    aiortc adds a public STUN server when ``iceServers`` is left out; with no internet (or a DNS that hangs)
+    that costs seconds of gathering, and it sends packets off the machine.
+
+    Returns:
+        ``RTCConfiguration(iceServers=[])``.
+    """
+    return RTCConfiguration(iceServers=[])
+
+
+def _check_loopback(addresses: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(addresses, str):
+        addresses = (addresses,)
+    if not addresses:
+        raise ValueError("at least one loopback address is needed")
+    for address in addresses:
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ValueError(f"{address} is not a loopback address")
+    return tuple(addresses)
+
+
+# Addresses of every loopback_only() block now open, keyed by a token per block. Blocks of concurrent calls
+# may close in any order, so the original function comes back only when the last one closes.
+_active: dict[object, tuple[str, ...]] = {}
+_original: Callable[[bool, bool], list[str]] | None = None
+_lock = threading.Lock()
+
+
+def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    wanted = {4} if use_ipv4 else set()
+    if use_ipv6:
+        wanted.add(6)
+    addresses = dict.fromkeys(a for block in list(_active.values()) for a in block)
+    return [a for a in addresses if ipaddress.ip_address(a).version in wanted]
+
+
+@contextmanager
+def loopback_only(addresses: Sequence[str] = (LOOPBACK_ADDRESS,)) -> Iterator[None]:
+    """Make every aiortc peer gather host candidates on loopback addresses only, while the block runs.
+
+    aiortc gathers candidates in ``setLocalDescription()``, so that call (for both peers) must run inside the
+    block. Candidates already gathered keep working after the block ends. The patch replaces
+    ``aioice.ice.get_host_addresses``, the name aioice's ``Connection.gather_candidates`` looks up at call
+    time, so it applies to every connection in the process. Blocks may be nested or overlap (two calls
+    negotiating at once); while several are open, peers gather the addresses of all of them.
+
+    Args:
+        addresses: Loopback addresses to gather, ``("127.0.0.1",)`` by default. ``"::1"`` is used only
+            where aioice asks for IPv6 candidates.
+
+    Yields:
+        Nothing; the patch is undone when the last open block exits, even on error.
+
+    Raises:
+        ValueError: If ``addresses`` is empty or holds a non-loopback address.
+
+    Example:
+        ```python
+        with loopback_only():
+            await caller.setLocalDescription(await caller.createOffer())
+        ```
+    """
+    global _original
+    token = object()
+    with _lock:
+        _active[token] = _check_loopback(addresses)
+        if _original is None:
+            _original = aioice.ice.get_host_addresses
+            aioice.ice.get_host_addresses = _loopback_host_addresses
+    try:
+        yield
+    finally:
+        with _lock:
+            del _active[token]
+            if not _active and _original is not None:
+                aioice.ice.get_host_addresses = _original
+                _original = None
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    """List the connection address of every ``a=candidate`` line in an SDP, in order.
+
+    Args:
+        sdp: A session description, for example ``pc.localDescription.sdp``.
+
+    Returns:
+        The addresses as written in the SDP (IP literals, or mDNS host names).
+    """
+    return _CANDIDATE_LINE.findall(sdp)
+
+
+def check_loopback_sdp(sdp: str) -> None:
+    """Refuse an SDP that offers any candidate outside loopback, or no candidate at all.
+
+    Call it on each description before handing it to the other peer: nothing has been sent yet, so a
+    mistake is caught before any packet leaves loopback.
+
+    Args:
+        sdp: A session description.
+
+    Raises:
+        ValueError: If the SDP has no candidate, or one that is not a loopback IP address.
+    """
+    addresses = candidate_addresses(sdp)
+    if not addresses:
+        raise ValueError("the SDP has no ICE candidate (was loopback_only() active in setLocalDescription?)")
+    bad = []
+    for address in addresses:
+        try:
+            loopback = ipaddress.ip_address(address).is_loopback
+        except ValueError:  # an mDNS name such as abcd.local: cannot tell where it points
+            loopback = False
+        if not loopback:
+            bad.append(address)
+    if bad:
+        raise ValueError(f"non-loopback ICE candidates in SDP: {', '.join(sorted(set(bad)))}")
