@@ -42,12 +42,12 @@ build: execute ## build both languages into build/site
 serve: execute ## build and serve the site at http://127.0.0.1:8000 (reloads on change)
 	$(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
 
-lint: env ## ruff, front matter of every page, notebooks committed without outputs
+lint: env ## ruff and the front matter of every page
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m portal.frontmatter
 
-unit: env ## unit tests of rtclab and the portal tooling
+unit: env ## unit tests of rtclab and the portal tooling (notebooks committed without outputs, too)
 	$(PY) -m pytest -q tests/rtclab tests/portal
 
 samples: env ## run every sample and check what it prints

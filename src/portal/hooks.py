@@ -25,6 +25,7 @@ from portal import frontmatter, reports
 from portal.execute import recorded_execution
 from portal.notebooks import Notebook, find_notebooks
 from portal.paths import DEFAULT_LANGUAGE, EXECUTED, LANGUAGES, ROOT
+from portal.translations import GENERATED_PAGES
 
 NOTICE = {
     "zh": (
@@ -37,6 +38,7 @@ BADGE_TEXT = {
     "zh": ("最近验证", "运行时间", "下载 notebook", "快速模式", "完整模式"),
 }
 slugify = _make_slugify(case="lower")
+EXECUTION_REPORT, TRANSLATION_STATUS = GENERATED_PAGES
 MERMAID = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
 MERMAID_DEST = "assets/javascripts/mermaid.min.js"
 
@@ -66,7 +68,7 @@ def _page_url(rel: str, lang: str) -> str:
 
 def _add_i18n_attributes(file: File, rel: str, lang: str, localized: bool) -> None:
     """What mkdocs-static-i18n expects on a file, so the language switcher links the other language."""
-    file.alternates = {code: SimpleNamespace(url=_page_url(rel, code)) for code in LANGUAGES}
+    file.alternates = {code: SimpleNamespace(url=_page_url(rel, code), page=None) for code in LANGUAGES}
     file.locale = lang if localized else DEFAULT_LANGUAGE
     file.locale_alternate_of = lang
     file.localization = lang if localized and lang != DEFAULT_LANGUAGE else None
@@ -121,18 +123,19 @@ def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> 
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has rebuilt the file list for this language
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang = _language(config)
-    for notebook in find_notebooks():
-        files.append(_notebook_page(notebook, lang, config))
-        files.append(_download_file(notebook, lang, config))
     today = dt.date.today().isoformat()
-    files.append(
-        _generated_page("reference/execution-report.md", reports.execution_report(lang, today), lang, config)
-    )
-    files.append(
-        _generated_page(
-            "contribute/translation-status.md", reports.translation_status(lang, today), lang, config
-        )
-    )
+    pages = [_notebook_page(notebook, lang, config) for notebook in find_notebooks()]
+    pages.append(_generated_page(EXECUTION_REPORT, reports.execution_report(lang, today), lang, config))
+    pages.append(_generated_page(TRANSLATION_STATUS, reports.translation_status(lang, today), lang, config))
+    for page in pages:
+        files.append(page)
+    for notebook in find_notebooks():
+        files.append(_download_file(notebook, lang, config))
+    # The i18n plugin lists each language's pages for sitemap.xml before this hook adds these;
+    # Material's language switcher looks pages up in that sitemap.
+    i18n = config.plugins.get("i18n")
+    if i18n is not None:
+        i18n.i18n_files_per_language[lang] = [*i18n.i18n_files_per_language[lang], *pages]
     return files
 
 
@@ -269,7 +272,18 @@ def on_page_context(context: dict[str, Any], page: Page, config: MkDocsConfig, n
     return context
 
 
+_ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="([a-z]+)">')
+
+
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    # Material fetches <alternate href>/sitemap.xml to switch languages; the i18n plugin points these
+    # links at the page itself, so every page asked for a sitemap that does not exist (404s). Point
+    # them at the language roots, which have sitemaps (see on_post_build); the visible switcher keeps
+    # linking the same page in the other language.
+    up = "../" * page.url.count("/")
+    output = _ALTERNATE.sub(
+        lambda m: f'<link rel="alternate" href="{up}{_prefix(m.group(1))}" hreflang="{m.group(1)}">', output
+    )
     # Material would fetch mermaid from unpkg.com; load our pinned copy, and only where a diagram is.
     if 'class="mermaid"' in output:
         if not MERMAID.exists():
@@ -286,6 +300,11 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
 
 
 def on_post_build(config: MkDocsConfig) -> None:
+    root_sitemap = Path(config.site_dir) / "sitemap.xml"
+    if root_sitemap.exists():  # it lists every page in every language, with their alternates
+        for lang in LANGUAGES[1:]:
+            (Path(config.site_dir) / lang).mkdir(exist_ok=True)
+            shutil.copyfile(root_sitemap, Path(config.site_dir) / lang / "sitemap.xml")
     if MERMAID.exists():
         target = Path(config.site_dir) / MERMAID_DEST
         target.parent.mkdir(parents=True, exist_ok=True)
