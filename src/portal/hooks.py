@@ -6,10 +6,14 @@ Loaded by mkdocs.yml (`hooks:`). It reads executed notebooks from build/executed
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
+import io
+import json
 import re
 import shutil
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -226,6 +230,73 @@ def _fix_heading_ids(content: str, page: Page) -> str:
     return content
 
 
+_DATA_IMAGE = re.compile(
+    r'<img alt="[^"]*"\s+class="[^"]*"\s*src="data:image/png;base64,([^"]+)"[^>]*>', re.S
+)
+
+
+def _figure_alts(notebook: Path, where: str) -> list[str]:
+    """The alt text of every figure a notebook shows, in page order, from its cells' `portal.alt`.
+
+    A code cell whose outputs hold a figure carries `"portal": {"alt": "what the figure shows"}` in its
+    metadata (a list when it draws several). Chinese notebooks carry Chinese alt text in the same place.
+    """
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    alts: list[str] = []
+    for index, cell in enumerate(nb["cells"]):
+        images = sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+        if not images or "remove-cell" in cell["metadata"].get("tags", []):
+            continue
+        given = cell["metadata"].get("portal", {}).get("alt")
+        given = [given] if isinstance(given, str) else list(given or [])
+        if len(given) != images or not all(isinstance(a, str) and a.strip() for a in given):
+            raise PluginError(
+                f"{where}: cell {index + 1}: metadata portal.alt: {images} figure(s) need {images} alt "
+                f"text(s) saying what each shows; found {len(given)}"
+            )
+        alts += given
+    return alts
+
+
+def _extract_figures(content: str, page: Page, lang: str) -> str:
+    """Move inline base64 figures into PNG files beside the page, with alt text, size and lazy loading.
+
+    Inline figures made a notebook page several hundred KB that no browser could cache.
+    """
+    rel = Path(page.file.src_uri)
+    source = Path(page.file.abs_src_path)
+    where = (
+        f"notebooks/{rel.with_suffix(f'.{lang}.ipynb') if source.name.endswith(f'.{lang}.ipynb') else rel}"
+    )
+    alts = iter(_figure_alts(source, where))
+    folder = Path(page.file.abs_dest_path).parent
+    count = 0
+
+    def figure(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        data = base64.b64decode(match.group(1))
+        width, height = struct.unpack(">II", data[16:24])  # the PNG header's IHDR chunk
+        name = f"figure-{count}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(_compress_png(data))
+        alt = html.escape(next(alts), quote=True)
+        return f'<img src="{name}" alt="{alt}" width="{width}" height="{height}" loading="lazy" decoding="async">'
+
+    return _DATA_IMAGE.sub(figure, content)
+
+
+def _compress_png(data: bytes) -> bytes:
+    """Plots use few colours: a 256-colour palette keeps them sharp at a third of the bytes."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        quantized = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        out = io.BytesIO()
+        quantized.save(out, format="PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(data) else data
+
+
 def _badge(page: Page, lang: str) -> str:
     source = _source_of(page)
     record = recorded_execution(source) if source else None
@@ -252,6 +323,12 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = _MATHJAX_CONFIG.sub("", content)
         content = _SCRIPT.sub(_drop_third_party_script, content)
         content = _fix_heading_ids(content, page)
+        content = _extract_figures(content, page, lang)
+        # Outputs are numbers and plots of one run: not worth a place in the search index.
+        content = content.replace(
+            '<div class="jp-OutputArea jp-Cell-outputArea">',
+            '<div class="jp-OutputArea jp-Cell-outputArea" data-search-exclude>',
+        )
         content = _badge(page, lang) + content
     if _is_fallback(page, lang) and lang in NOTICE:
         # Relative, so the link also works in the offline bundle opened from file://.
@@ -299,7 +376,14 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     return output
 
 
+@event_priority(-200)  # after mkdocs-static-i18n (-100) has built every language and written the search index
 def on_post_build(config: MkDocsConfig) -> None:
+    # The search plugin escapes every CJK character as \\uXXXX (6 bytes); UTF-8 needs 3. Every page
+    # loads this index on a first visit, so its size counts against each page's budget.
+    index = Path(config.site_dir) / "search" / "search_index.json"
+    if index.exists():
+        data = json.loads(index.read_text(encoding="utf-8"))
+        index.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
     root_sitemap = Path(config.site_dir) / "sitemap.xml"
     if root_sitemap.exists():  # it lists every page in every language, with their alternates
         for lang in LANGUAGES[1:]:
