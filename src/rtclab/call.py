@@ -1,6 +1,7 @@
 """A one-way call between two aiortc peers in one process, over loopback only, with timings and a stats timeline.
 
-The caller sends a speech-like voice and a color-bars video; the callee receives and decodes them.
+The caller sends a speech-like voice and a color-bars video; the callee receives and decodes them. Each
+direction can go through a userspace impairment (delay, loss, rate limit...) from :mod:`rtclab.impair`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import TracebackType
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rtclab.impair import Impairment, Link, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
 from rtclab.stats import MediaSnapshot, MediaSummary, media_snapshots, summarize
@@ -51,6 +53,15 @@ class LoopbackCall:
         print(format_summary(call.summary()))
         ```
 
+        A weak network, 100 ms each way and 5 % loss on the media path:
+
+        ```python
+        bad = Impairment(delay_ms=100, loss=0.05)
+        async with LoopbackCall(uplink=bad, downlink=Impairment(delay_ms=100)) as call:
+            await call.run(4)
+        print(call.links["uplink"].counters)
+        ```
+
     Attributes:
         caller: The peer that sends media and creates the offer (None before :meth:`start`).
         callee: The peer that receives media and answers (None before :meth:`start`).
@@ -58,6 +69,8 @@ class LoopbackCall:
         timeline: Every stats sample taken, one :class:`~rtclab.stats.MediaSnapshot` per kind per sample,
             with ``at_s`` in seconds from the start of the offer.
         frames_received: Frames the callee decoded, per kind.
+        links: The impairment models in force, ``"uplink"`` and/or ``"downlink"`` (after :meth:`start`);
+            their ``counters`` tell what was sent, delivered and dropped.
     """
 
     def __init__(
@@ -66,6 +79,8 @@ class LoopbackCall:
         sample_interval: float = 0.25,
         connect_timeout: float = 10.0,
         tracks: Sequence[MediaStreamTrack] | None = None,
+        uplink: Impairment | None = None,
+        downlink: Impairment | None = None,
     ) -> None:
         """Prepare a call; nothing is created until :meth:`start`.
 
@@ -74,6 +89,9 @@ class LoopbackCall:
             connect_timeout: Seconds to wait for both peers to connect.
             tracks: Tracks the caller sends; by default a :class:`~rtclab.signals.SpeechLikeAudioTrack`
                 and a 320x240, 30 fps :class:`~rtclab.signals.ColorBarsVideoTrack`.
+            uplink: Impairment of everything the caller sends to the callee (media, RTCP, ICE, DTLS);
+                None leaves that direction alone.
+            downlink: Impairment of everything the callee sends back (RTCP reports, ICE, DTLS).
 
         Raises:
             ValueError: If ``sample_interval`` or ``connect_timeout`` is out of range.
@@ -92,6 +110,9 @@ class LoopbackCall:
         self.timings = CallTimings()
         self.timeline: list[MediaSnapshot] = []
         self.frames_received: dict[str, int] = {}
+        self.uplink = uplink
+        self.downlink = downlink
+        self.links: dict[str, Link] = {}
         self._t0 = 0.0
         self._connected: asyncio.Future[None] | None = None
         self._consumers: list[asyncio.Task[None]] = []
@@ -142,9 +163,12 @@ class LoopbackCall:
             self._t0 = loop.time()
             with loopback_only():  # both peers gather their candidates inside setLocalDescription()
                 await caller.setLocalDescription(await caller.createOffer())
+                # No await before impairing: ICE starts in a task that runs at the next await.
+                self._impair(caller, "uplink", self.uplink)
                 check_loopback_sdp(caller.localDescription.sdp)
                 await callee.setRemoteDescription(caller.localDescription)
                 await callee.setLocalDescription(await callee.createAnswer())
+                self._impair(callee, "downlink", self.downlink)
                 check_loopback_sdp(callee.localDescription.sdp)
                 await caller.setRemoteDescription(callee.localDescription)
             try:
@@ -227,6 +251,10 @@ class LoopbackCall:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
+
+    def _impair(self, pc: RTCPeerConnection, direction: str, impairment: Impairment | None) -> None:
+        if impairment is not None:
+            self.links[direction] = impair_connection(pc, impairment).link
 
     def _on_connection_state(self) -> None:
         assert self.caller is not None and self.callee is not None and self._connected is not None

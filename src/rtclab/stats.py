@@ -1,25 +1,39 @@
 """Turn aiortc ``getStats()`` reports into plain records with real units: jitter and RTT in ms, loss as a
-fraction, bitrate in kbit/s from two readings of a byte counter.
+fraction, bitrate in kbit/s from two readings of a byte counter; then into a table, freeze events and a MOS.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CLOCK_RATES",
+    "FREEZE_THRESHOLDS_MS",
     "KINDS",
+    "TABLE_COLUMNS",
+    "FreezeEvent",
+    "FreezeReport",
     "MediaSnapshot",
     "MediaSummary",
+    "MosEstimate",
     "bitrate_kbps",
+    "estimate_mos",
     "format_summary",
     "fraction_lost",
+    "freezes",
     "jitter_ms",
     "media_snapshots",
     "rtt_ms",
     "summarize",
+    "to_dataframe",
 ]
 
 CLOCK_RATES: dict[str, int] = {"audio": 48_000, "video": 90_000}
@@ -271,3 +285,257 @@ def format_summary(summaries: Iterable[MediaSummary]) -> str:
         The lines joined with newlines (no trailing newline).
     """
     return "\n".join(str(s) for s in summaries)
+
+
+# --- a tidy table -------------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    "at_s",
+    "kind",
+    "packets_sent",
+    "bytes_sent",
+    "packets_received",
+    "packets_lost",
+    "jitter_ms",
+    "rtt_ms",
+    "rtcp_loss_pct",
+    "interval_s",
+    "bitrate_kbps",
+    "loss_pct",
+)
+"""Columns of :func:`to_dataframe`, in order; each name carries its unit (``_s``, ``_ms``, ``_kbps``, ``_pct``)."""
+
+
+def _interval_loss_pct(before: MediaSnapshot, after: MediaSnapshot) -> float:
+    lost = max(after.packets_lost - before.packets_lost, 0)
+    received = after.packets_received - before.packets_received
+    expected = received + lost
+    return lost * 100 / expected if expected > 0 else math.nan
+
+
+def to_dataframe(timeline: Iterable[MediaSnapshot]) -> pd.DataFrame:
+    """Lay a stats timeline out as a tidy table: one row per snapshot, units in the column names.
+
+    Columns (:data:`TABLE_COLUMNS`): the snapshot's own fields (``at_s``, ``kind``, the cumulative
+    ``packets_sent``, ``bytes_sent``, ``packets_received``, ``packets_lost``, ``jitter_ms``, ``rtt_ms``),
+    ``rtcp_loss_pct`` (``fraction_lost`` x 100: the loss the receiver reported for its last RTCP interval),
+    and three derived from the previous snapshot of the same kind: ``interval_s``, ``bitrate_kbps`` (payload
+    bytes sent in between) and ``loss_pct`` (packets lost in between over packets expected in between). The
+    first row of each kind, a zero interval, or a counter that went backwards gives NaN there; values not
+    reported yet are NaN too.
+
+    Args:
+        timeline: Snapshots in any order, kinds mixed (for example ``LoopbackCall.timeline``).
+
+    Returns:
+        A ``pandas.DataFrame`` sorted by time then kind (audio before video), with a fresh 0..n-1 index.
+    """
+    import pandas as pd
+
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    snapshots = sorted(timeline, key=lambda s: (s.at_s, order.get(s.kind, len(KINDS)), s.kind))
+    previous: dict[str, MediaSnapshot] = {}
+    rows = []
+    for snap in snapshots:
+        before = previous.get(snap.kind)
+        interval = bitrate = loss = math.nan
+        if before is not None:
+            interval = snap.at_s - before.at_s
+            if interval > 0 and snap.bytes_sent >= before.bytes_sent:
+                bitrate = bitrate_kbps(before.bytes_sent, snap.bytes_sent, interval)
+            loss = _interval_loss_pct(before, snap)
+        previous[snap.kind] = snap
+        rows.append(
+            {
+                "at_s": snap.at_s,
+                "kind": snap.kind,
+                "packets_sent": snap.packets_sent,
+                "bytes_sent": snap.bytes_sent,
+                "packets_received": snap.packets_received,
+                "packets_lost": snap.packets_lost,
+                "jitter_ms": math.nan if snap.jitter_ms is None else snap.jitter_ms,
+                "rtt_ms": math.nan if snap.rtt_ms is None else snap.rtt_ms,
+                "rtcp_loss_pct": math.nan if snap.fraction_lost is None else snap.fraction_lost * 100,
+                "interval_s": interval,
+                "bitrate_kbps": bitrate,
+                "loss_pct": loss,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    integer_columns = ["packets_sent", "bytes_sent", "packets_received", "packets_lost"]
+    return table.astype({column: "int64" for column in integer_columns} | {"at_s": "float64"})
+
+
+# --- freezes -----------------------------------------------------------------------------------------------
+
+FREEZE_THRESHOLDS_MS: dict[str, float] = {"audio": 200.0, "video": 600.0}
+"""Gap between two rendered frames above which playback counts as frozen, per kind.
+
+Audio: Agora Analytics' Call Inspector glossary, "audio freezing occurs if audio rendering pauses for over
+200 ms" (https://docs.agora.io/en/agora-analytics/reference/call-search-terms). Video: 600 ms, the stall
+Agora's analytics count as a video freeze (Agora's RTC SDK itself reports ``totalFrozenTime`` with 500 ms
+for streams of 5 fps or more); pass ``threshold_ms`` to :func:`freezes` to use another definition.
+"""
+
+
+@dataclass(frozen=True)
+class FreezeEvent:
+    """One freeze: playback stood still from ``start_s`` for ``duration_s``.
+
+    Attributes:
+        start_s: Time of the last frame before the gap, in seconds.
+        duration_s: The whole gap up to the next frame, in seconds (Agora's "freezing duration").
+    """
+
+    start_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class FreezeReport:
+    """The freezes of one stream and how much of the time it spent frozen.
+
+    Attributes:
+        kind: ``"audio"`` or ``"video"``.
+        threshold_ms: Gaps longer than this counted as freezes.
+        events: The freezes, in time order.
+        total_s: Time from the first frame to the last.
+        frozen_s: Sum of the freeze durations.
+        freeze_rate: ``frozen_s / total_s`` (0 with fewer than two frames): Agora's freeze rate as a fraction.
+    """
+
+    kind: str
+    threshold_ms: float
+    events: tuple[FreezeEvent, ...]
+    total_s: float
+    frozen_s: float
+    freeze_rate: float
+
+
+def freezes(frame_times_s: Iterable[float], kind: str, *, threshold_ms: float | None = None) -> FreezeReport:
+    """Find freezes in the times at which frames were rendered (or received), with Agora's definitions.
+
+    A freeze is a gap between two consecutive frames longer than the kind's threshold
+    (:data:`FREEZE_THRESHOLDS_MS`: audio 200 ms, video 600 ms); its duration is the whole gap, and the freeze
+    rate is the frozen time over the time from the first frame to the last.
+
+    Args:
+        frame_times_s: When each frame came out, in seconds, in any order (for example
+            ``time.monotonic()`` at each ``track.recv()``).
+        kind: ``"audio"`` or ``"video"``.
+        threshold_ms: Another gap threshold in ms, instead of the kind's.
+
+    Returns:
+        The freeze events and the freeze rate.
+
+    Raises:
+        ValueError: On an unknown kind, a non-positive threshold, or a time that is NaN or infinite.
+    """
+    if kind not in FREEZE_THRESHOLDS_MS:
+        raise ValueError(f"kind must be one of {', '.join(FREEZE_THRESHOLDS_MS)}, got {kind!r}")
+    threshold = FREEZE_THRESHOLDS_MS[kind] if threshold_ms is None else float(threshold_ms)
+    if not threshold > 0:
+        raise ValueError("threshold_ms must be positive")
+    times = sorted(float(t) for t in frame_times_s)
+    if any(not math.isfinite(t) for t in times):
+        raise ValueError("frame times must be finite numbers")
+    events = tuple(
+        FreezeEvent(start_s=a, duration_s=b - a)
+        for a, b in itertools.pairwise(times)
+        if (b - a) * 1000 > threshold
+    )
+    total = times[-1] - times[0] if len(times) >= 2 else 0.0
+    frozen = min(math.fsum(event.duration_s for event in events), total)  # rounding may overshoot total
+    return FreezeReport(
+        kind=kind,
+        threshold_ms=threshold,
+        events=events,
+        total_s=total,
+        frozen_s=frozen,
+        freeze_rate=frozen / total if total > 0 else 0.0,
+    )
+
+
+# --- a MOS estimate ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MosEstimate:
+    """An E-model MOS estimated from a stats timeline, with the numbers it was computed from.
+
+    Attributes:
+        mos: The estimate, 1-4.5.
+        r: The E-model rating behind it.
+        one_way_delay_ms: Delay used: RTT / 2 plus the jitter-buffer allowance.
+        rtt_ms: Median RTT over the timeline.
+        jitter_ms: Median receiver jitter over the timeline (0 if never reported).
+        jitter_buffer_ms: The allowance added for the receiver's jitter buffer.
+        loss_fraction: Packets lost over packets expected, at the last snapshot.
+    """
+
+    mos: float
+    r: float
+    one_way_delay_ms: float
+    rtt_ms: float
+    jitter_ms: float
+    jitter_buffer_ms: float
+    loss_fraction: float
+
+
+def estimate_mos(
+    snapshots: Iterable[MediaSnapshot],
+    *,
+    kind: str = "audio",
+    codec: str = "opus",
+    jitter_buffer_ms: float | None = None,
+    burst_ratio: float = 1.0,
+) -> MosEstimate:
+    """Estimate a MOS for one media kind of a call with the E-model (:func:`rtclab.quality.r_factor`).
+
+    Mouth-to-ear delay is approximated as ``RTT / 2 + jitter buffer``. RTCP gives only the round trip, so
+    half of it stands for the one-way network delay (exact only when both directions are alike). The jitter
+    buffer allowance defaults to twice the receiver's jitter, the allowance Twilio's and LiveKit's estimates
+    also make; aiortc's own audio buffer holds a fixed 4 x 20 ms = 80 ms before playing, so pass
+    ``jitter_buffer_ms=80`` to model stock aiortc. Encoding, capture and playout delays are not counted.
+
+    Args:
+        snapshots: A stats timeline (e.g. ``LoopbackCall.timeline``); only snapshots of ``kind`` are used.
+        kind: Media kind to score (the E-model is about speech: ``"audio"``).
+        codec: Codec name for :func:`rtclab.quality.r_factor`.
+        jitter_buffer_ms: Delay added for the jitter buffer, in ms; None for ``2 x`` median jitter.
+        burst_ratio: G.107 BurstR of the loss (1 = random).
+
+    Returns:
+        The estimate and its inputs.
+
+    Raises:
+        ValueError: If there is no snapshot of ``kind`` or no RTT was ever reported.
+    """
+    from rtclab.quality import mos_from_r, r_factor
+
+    series = sorted((s for s in snapshots if s.kind == kind), key=lambda s: s.at_s)
+    if not series:
+        raise ValueError(f"no {kind} snapshot to estimate from")
+    rtts = [s.rtt_ms for s in series if s.rtt_ms is not None]
+    if not rtts:
+        raise ValueError(
+            f"no RTT in the {kind} snapshots yet (RTCP receiver reports come after a second or so)"
+        )
+    jitters = [s.jitter_ms for s in series if s.jitter_ms is not None]
+    rtt = statistics.median(rtts)
+    jitter = statistics.median(jitters) if jitters else 0.0
+    buffer_ms = 2 * jitter if jitter_buffer_ms is None else float(jitter_buffer_ms)
+    if buffer_ms < 0:
+        raise ValueError("jitter_buffer_ms must be 0 or more")
+    (summary,) = summarize([series[-1]])
+    one_way = rtt / 2 + buffer_ms
+    r = r_factor(one_way, summary.loss_fraction, codec, burst_ratio)
+    return MosEstimate(
+        mos=mos_from_r(r),
+        r=r,
+        one_way_delay_ms=one_way,
+        rtt_ms=rtt,
+        jitter_ms=jitter,
+        jitter_buffer_ms=buffer_ms,
+        loss_fraction=summary.loss_fraction,
+    )

@@ -15,17 +15,23 @@ from aiortc.stats import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rtclab.quality import mos_from_r, r_factor
 from rtclab.stats import (
     CLOCK_RATES,
+    TABLE_COLUMNS,
+    FreezeEvent,
     MediaSnapshot,
     MediaSummary,
     bitrate_kbps,
+    estimate_mos,
     format_summary,
     fraction_lost,
+    freezes,
     jitter_ms,
     media_snapshots,
     rtt_ms,
     summarize,
+    to_dataframe,
 )
 
 NOW = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
@@ -311,3 +317,168 @@ def test_loss_fraction_is_a_fraction(received, lost):
     assert 0 <= summary.loss_fraction <= 1
     if received + lost:
         assert math.isclose(summary.loss_fraction, lost / (received + lost))
+
+
+# --- the tidy table ---
+
+
+def audio(at_s, sent_bytes, received, lost, *, jitter=None, fraction=None, rtt=None):
+    return MediaSnapshot("audio", at_s, received + lost, sent_bytes, received, lost, jitter, fraction, rtt)
+
+
+def test_table_has_one_row_per_snapshot_with_units_in_the_names():
+    timeline = [
+        audio(0.0, 0, 0, 0),
+        MediaSnapshot("video", 0.0, 0, 0, 0, 0),
+        audio(1.0, 5_000, 98, 2, jitter=1.5, fraction=0.25, rtt=40.0),
+        MediaSnapshot("video", 1.0, 90, 100_000, 90, 0, 2.0, 0.0, 41.0),
+        audio(2.0, 15_000, 196, 4, jitter=2.5, fraction=0.0, rtt=42.0),
+    ]
+    table = to_dataframe(reversed(timeline))
+    assert list(table.columns) == list(TABLE_COLUMNS)
+    assert len(table) == 5
+    assert list(zip(table.at_s, table.kind, strict=True)) == [
+        (0.0, "audio"),
+        (0.0, "video"),
+        (1.0, "audio"),
+        (1.0, "video"),
+        (2.0, "audio"),
+    ]
+    sound = table[table.kind == "audio"].reset_index(drop=True)
+    assert (
+        math.isnan(sound.bitrate_kbps[0])
+        and math.isnan(sound.loss_pct[0])
+        and math.isnan(sound.interval_s[0])
+    )
+    assert list(sound.bitrate_kbps[1:]) == pytest.approx([40.0, 80.0])  # 5 kB in 1 s, then 10 kB in 1 s
+    assert list(sound.loss_pct[1:]) == pytest.approx([2.0, 2.0])  # 2 of 100 expected in each interval
+    assert list(sound.interval_s[1:]) == [1.0, 1.0]
+    assert math.isnan(sound.rtt_ms[0]) and sound.rtt_ms[1] == 40.0
+    assert math.isnan(sound.rtcp_loss_pct[0]) and sound.rtcp_loss_pct[1] == 25.0
+    assert sound.jitter_ms[2] == 2.5
+    video = table[table.kind == "video"].reset_index(drop=True)
+    assert video.bitrate_kbps[1] == pytest.approx(800.0)
+    assert str(table.packets_sent.dtype) == "int64"
+
+
+def test_table_leaves_impossible_intervals_empty():
+    table = to_dataframe([audio(1.0, 5_000, 10, 0), audio(1.0, 6_000, 20, 0), audio(2.0, 1_000, 20, 0)])
+    assert math.isnan(table.bitrate_kbps[1])  # no time between the two readings
+    assert math.isnan(table.bitrate_kbps[2])  # the byte counter went backwards
+    assert math.isnan(table.loss_pct[2])  # nothing expected in between
+
+
+def test_an_empty_timeline_gives_an_empty_table():
+    table = to_dataframe([])
+    assert table.empty and list(table.columns) == list(TABLE_COLUMNS)
+
+
+@given(st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 50)), min_size=2, max_size=20))
+def test_interval_loss_adds_up_to_the_overall_loss(steps):
+    received = lost = 0
+    timeline = []
+    for i, (more_received, more_lost) in enumerate(steps):
+        received += more_received
+        lost += more_lost
+        timeline.append(audio(float(i), 100 * i, received, lost))
+    table = to_dataframe(timeline)
+    intervals = table.loss_pct[1:].fillna(0) / 100 * [r + lo for r, lo in steps[1:]]
+    assert intervals.sum() == pytest.approx(lost - steps[0][1])
+
+
+# --- freezes ---
+
+
+def frame_times(count, step_s, gaps=()):
+    """``count`` frames ``step_s`` apart, with extra seconds of silence inserted after given frame numbers."""
+    times, now = [], 0.0
+    extra = dict(gaps)
+    for i in range(count):
+        times.append(now)
+        now += step_s + extra.get(i, 0.0)
+    return times
+
+
+def test_an_audio_gap_over_200_ms_is_a_freeze():
+    times = frame_times(100, 0.02, gaps=[(49, 0.28)])  # a 300 ms gap after frame 49
+    report = freezes(times, "audio")
+    assert report.threshold_ms == 200
+    assert report.events == (FreezeEvent(start_s=pytest.approx(0.98), duration_s=pytest.approx(0.3)),)
+    assert report.total_s == pytest.approx(99 * 0.02 + 0.28)
+    assert report.freeze_rate == pytest.approx(0.3 / report.total_s)
+
+
+def test_thresholds_follow_agora_definitions():
+    assert freezes([0.0, 0.2, 0.4], "audio").events == ()  # exactly 200 ms is not over 200 ms
+    assert len(freezes([0.0, 0.21], "audio").events) == 1
+    assert freezes([0.0, 0.5, 1.0], "video").events == ()  # 500 ms stalls are not video freezes
+    assert len(freezes([0.0, 0.7, 0.733], "video").events) == 1
+    assert len(freezes([0.0, 0.5], "video", threshold_ms=400).events) == 1
+
+
+def test_freezes_sort_the_times_and_handle_short_input():
+    assert freezes([1.0, 0.0, 0.5], "audio").events == (
+        FreezeEvent(0.0, 0.5),
+        FreezeEvent(0.5, 0.5),
+    )
+    assert freezes([], "video").freeze_rate == 0.0
+    assert freezes([3.0], "video").total_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (([0.0, 1.0], "screen"), {}),
+        (([0.0, math.nan], "audio"), {}),
+        (([0.0, 1.0], "audio"), {"threshold_ms": 0}),
+    ],
+)
+def test_freezes_reject_bad_input(args, kwargs):
+    with pytest.raises(ValueError):
+        freezes(*args, **kwargs)
+
+
+@given(st.lists(st.floats(0, 100), max_size=50), st.sampled_from(["audio", "video"]))
+def test_freeze_rate_is_a_fraction_of_the_time(times, kind):
+    report = freezes(times, kind)
+    assert 0 <= report.freeze_rate <= 1
+    assert report.frozen_s <= report.total_s + 1e-9
+    assert all(e.duration_s * 1000 > report.threshold_ms for e in report.events)
+
+
+# --- MOS estimate ---
+
+
+def test_mos_estimate_uses_half_the_rtt_plus_a_jitter_allowance():
+    timeline = [
+        audio(0.0, 0, 0, 0),
+        audio(1.0, 4_000, 99, 1, jitter=8.0, rtt=None),
+        audio(2.0, 8_000, 198, 2, jitter=10.0, rtt=100.0),
+        audio(3.0, 12_000, 297, 3, jitter=12.0, rtt=120.0),
+        MediaSnapshot("video", 3.0, 100, 1, 50, 50, 50.0, 0.5, 900.0),  # ignored: not audio
+    ]
+    estimate = estimate_mos(timeline)
+    assert estimate.rtt_ms == 110.0  # median of the reported RTTs
+    assert estimate.jitter_ms == 10.0
+    assert estimate.jitter_buffer_ms == 20.0
+    assert estimate.one_way_delay_ms == pytest.approx(55 + 20)
+    assert estimate.loss_fraction == pytest.approx(0.01)
+    assert estimate.r == pytest.approx(r_factor(75, 0.01, "opus"))
+    assert estimate.mos == pytest.approx(mos_from_r(estimate.r))
+
+    aiortc = estimate_mos(timeline, jitter_buffer_ms=80, codec="g711")
+    assert aiortc.one_way_delay_ms == pytest.approx(135)
+    assert aiortc.mos < estimate.mos
+
+
+def test_mos_estimate_falls_with_loss():
+    clean = estimate_mos([audio(1.0, 1, 100, 0, jitter=5.0, rtt=60.0)])
+    lossy = estimate_mos([audio(1.0, 1, 95, 5, jitter=5.0, rtt=60.0)])
+    assert clean.mos > 4.0 and lossy.mos < clean.mos - 0.3
+
+
+def test_mos_estimate_needs_an_rtt():
+    with pytest.raises(ValueError, match="no RTT"):
+        estimate_mos([audio(1.0, 1, 10, 0, jitter=3.0)])
+    with pytest.raises(ValueError, match="no audio snapshot"):
+        estimate_mos([])
