@@ -16,7 +16,7 @@ FORCE ?=
 # LANG is also the locale variable of the shell; only a LANG given on the make command line is ours.
 GUIDE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),en)
 
-.PHONY: help env serve build execute test lint unit samples site-check browser new-guide stamp clean
+.PHONY: help env serve build execute test lint unit samples site-check browser bench-site offline new-guide stamp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -70,6 +70,9 @@ test: env ## everything CI checks, with a timing per stage
 	@$(STAGE) browser -- $(MAKE) --no-print-directory browser
 	@$(PY) -m portal.weights
 	@$(PY) -m portal.stages report
+
+bench-site: build ## Lighthouse on home, tutorial, heaviest notebook (en, zh) at Slow 3G: median of RUNS (3)
+	$(PY) -m portal.bench_site --runs $(or $(RUNS),3)
 
 new-guide: env ## scaffold a page: make new-guide KIND=tutorial|how-to|explanation|notebook SLUG=name [LANG=zh]
 	@$(PY) -m portal.scaffold --kind "$(KIND)" --slug "$(SLUG)" --lang "$(GUIDE_LANG)"

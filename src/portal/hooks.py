@@ -25,7 +25,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from pymdownx.slugs import slugify as _make_slugify
 
-from portal import frontmatter, reports
+from portal import diagrams, frontmatter, reports
 from portal.execute import recorded_execution
 from portal.notebooks import Notebook, find_notebooks
 from portal.paths import DEFAULT_LANGUAGE, EXECUTED, LANGUAGES, ROOT
@@ -316,6 +316,11 @@ def _badge(page: Page, lang: str) -> str:
     )
 
 
+_CODE_BLOCK = re.compile(
+    r'(<div class="(?:[^"]*\s)?(?:highlight|jp-InputArea jp-Cell-inputArea)(?:\s[^"]*)?")>'
+)
+
+
 def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     lang = _language(config)
     if _is_notebook(page):
@@ -330,6 +335,9 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
             '<div class="jp-OutputArea jp-Cell-outputArea" data-search-exclude>',
         )
         content = _badge(page, lang) + content
+    # Every page downloads the search index on a first visit; code blocks were a fifth of it and match
+    # searches poorly. Prose and inline code stay indexed.
+    content = _CODE_BLOCK.sub(r"\1 data-search-exclude>", content)
     if _is_fallback(page, lang) and lang in NOTICE:
         # Relative, so the link also works in the offline bundle opened from file://.
         contribute = "../" * page.url.count("/") + _page_url("contribute/index.md", lang)
@@ -352,7 +360,93 @@ def on_page_context(context: dict[str, Any], page: Page, config: MkDocsConfig, n
 _ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="([a-z]+)">')
 
 
+_needs_mermaid_script: set[str] = set()  # pages whose diagrams the browser must render
+_MERMAID_BLOCK = re.compile(r'<pre class="mermaid"><code>(.*?)</code></pre>', re.S)
+
+
+def _inline_diagrams(content: str, page: Page) -> str:
+    """Replace mermaid sources with SVG rendered at build time (see portal.diagrams)."""
+    sources = [html.unescape(m) for m in _MERMAID_BLOCK.findall(content)]
+    if not sources or not diagrams.can_render():
+        return content
+    try:
+        svgs = diagrams.render(sources)
+    except Exception as error:  # noqa: BLE001 - any browser failure: say which page, keep building
+        raise PluginError(f"{page.file.src_uri}: could not render its mermaid diagrams: {error}") from None
+    return _MERMAID_BLOCK.sub(
+        lambda m: f'<div class="lma-diagram">{svgs[html.unescape(m.group(1))]}</div>', content
+    )
+
+
+def _scope_to_loading(css: str) -> str:
+    """Make every rule apply only while <html> has the class lma-loading, i.e. until the stylesheets load.
+
+    Once Material's CSS is in, the critical rules must vanish: some hide parts Material never sets a
+    display for (the search box), others would size every SVG like an icon.
+    """
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+
+    def scope(match: re.Match[str]) -> str:
+        selectors = []
+        for selector in match.group(1).split(","):
+            selector = selector.strip()
+            if selector == "html":
+                selectors.append("html.lma-loading")
+            else:
+                selectors.append(f"html.lma-loading {selector}")
+        return ",".join(selectors) + "{" + match.group(2) + "}"
+
+    return re.sub(r"([^{}@]+)\{([^{}]*)\}", scope, css).replace("\n", "")
+
+
+CRITICAL_CSS = _scope_to_loading((Path(__file__).parent / "critical.css").read_text(encoding="utf-8"))
+_STYLESHEET = re.compile(r'<link rel="stylesheet" href="([^"]+\.css)">')
+
+# Material requests the search index (every page's largest download) with XMLHttpRequest as soon as a
+# page loads. Hold that one request until the reader reaches for search: a focus in the search box, a
+# click on its icon, or the "/", "s", "f" shortcuts.
+_LAZY_SEARCH_INDEX = """<script>(()=>{let go;const ready=new Promise(r=>go=r),X=XMLHttpRequest.prototype,open=X.open,send=X.send;
+const on=(t,f)=>addEventListener(t,f,true),near=(e,s)=>e.target.closest&&e.target.closest(s);
+on("focusin",e=>near(e,".md-search")&&go());on("click",e=>near(e,"label[for=__search]")&&go());
+on("keydown",e=>["/","s","f","S","F"].includes(e.key)&&go());
+X.open=function(m,u,...a){this.lmaLazy=String(u).includes("search/search_index.json");return open.call(this,m,u,...a)};
+X.send=function(...a){if(!this.lmaLazy)return send.apply(this,a);ready.then(()=>send.apply(this,a))}})()</script>"""
+
+
+def _critical_head(output: str) -> str:
+    """Inline the critical CSS, load the stylesheets without blocking the first paint, lazy search index."""
+    links = _STYLESHEET.findall(output)
+    if not links:
+        return output
+    # A stylesheet for media "print" does not block rendering and loads at low priority; on load it
+    # switches to "all". The links keep their document order, so the cascade is unchanged. When the
+    # last one has loaded, lma-loading goes and the critical rules with it.
+    lazy = "".join(
+        f'<link rel="stylesheet" href="{href}" media="print" onload="this.media=\'all\';lmaStyled()" onerror="lmaStyled()">'
+        for href in links
+    )
+    loading = (
+        '<script>document.documentElement.classList.add("lma-loading");'
+        f"var lmaPending={len(links)};function lmaStyled(){{--lmaPending||"
+        'document.documentElement.classList.remove("lma-loading")}</script>'
+    )
+    fallback = "<noscript>" + "".join(f'<link rel="stylesheet" href="{h}">' for h in links) + "</noscript>"
+    at = _STYLESHEET.search(output).start()
+    output = output[:at] + "\0" + _STYLESHEET.sub("", output[at:])
+    head = f"{loading}<style>{CRITICAL_CSS}</style>{lazy}{fallback}{_LAZY_SEARCH_INDEX}"
+    return output.replace("\0", head, 1)
+
+
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    output = _inline_diagrams(output, page)
+    output = _critical_head(output)
+    # Material's bundle sits at the end of <body> but still blocks the first paint on a slow link;
+    # `defer` runs it at the same point (after parsing) without holding up rendering.
+    output = re.sub(
+        r'<script src="([^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js)"></script>',
+        r'<script src="\1" defer></script>',
+        output,
+    )
     # Material fetches <alternate href>/sitemap.xml to switch languages; the i18n plugin points these
     # links at the page itself, so every page asked for a sitemap that does not exist (404s). Point
     # them at the language roots, which have sitemaps (see on_post_build); the visible switcher keeps
@@ -361,18 +455,20 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     output = _ALTERNATE.sub(
         lambda m: f'<link rel="alternate" href="{up}{_prefix(m.group(1))}" hreflang="{m.group(1)}">', output
     )
-    # Material would fetch mermaid from unpkg.com; load our pinned copy, and only where a diagram is.
+    # A diagram left unrendered (no Chromium here): Material would fetch mermaid from unpkg.com, so
+    # load our pinned copy instead, and only on pages that have one.
     if 'class="mermaid"' in output:
         if not MERMAID.exists():
             raise PluginError(
                 f"{page.file.src_uri}: has a mermaid diagram but {MERMAID} is missing: run `make env`"
             )
         depth = page.url.count("/")
-        script = f'<script src="{"../" * depth}{MERMAID_DEST}"></script>'
+        script = f'<script src="{"../" * depth}{MERMAID_DEST}" defer></script>'
         # Before Material's bundle, which loads mermaid from unpkg.com unless `mermaid` is defined.
         bundle = re.search(r'<script src="[^"]*assets/javascripts/bundle\.', output)
         at = bundle.start() if bundle else output.rindex("</body>")
         output = output[:at] + script + output[at:]
+        _needs_mermaid_script.add(page.file.src_uri)
     return output
 
 
@@ -389,7 +485,7 @@ def on_post_build(config: MkDocsConfig) -> None:
         for lang in LANGUAGES[1:]:
             (Path(config.site_dir) / lang).mkdir(exist_ok=True)
             shutil.copyfile(root_sitemap, Path(config.site_dir) / lang / "sitemap.xml")
-    if MERMAID.exists():
+    if _needs_mermaid_script and MERMAID.exists():
         target = Path(config.site_dir) / MERMAID_DEST
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(MERMAID, target)
