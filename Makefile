@@ -56,7 +56,7 @@ samples: env ## run every sample and check what it prints
 site-check: ## links, anchors, rendered notebook cells, page weights (after build)
 	$(PY) -m pytest -q tests/site
 
-browser: ## headless Chromium: both homes, a notebook page, search, language switch, no third-party request
+browser: ## headless Chromium: search, language switch, no third-party request, page budgets, offline bundle
 	$(PY) -m pytest -q tests/browser
 
 test: env ## everything CI checks, with a timing per stage
@@ -67,12 +67,17 @@ test: env ## everything CI checks, with a timing per stage
 	@$(STAGE) execute -- $(MAKE) --no-print-directory execute
 	@$(STAGE) build -- $(VENV)/bin/mkdocs build --strict
 	@$(STAGE) site-check -- $(MAKE) --no-print-directory site-check
+	@$(STAGE) offline -- $(MAKE) --no-print-directory offline
 	@$(STAGE) browser -- $(MAKE) --no-print-directory browser
 	@$(PY) -m portal.weights
 	@$(PY) -m portal.stages report
 
 bench-site: build ## Lighthouse on home, tutorial, heaviest notebook (en, zh) at Slow 3G: median of RUNS (3)
 	$(PY) -m portal.bench_site --runs $(or $(RUNS),3)
+
+offline: execute ## one archive with the whole site (search works from file://) and the notebooks
+	$(VENV)/bin/mkdocs build --strict -f mkdocs.offline.yml
+	$(PY) -m portal.offline
 
 new-guide: env ## scaffold a page: make new-guide KIND=tutorial|how-to|explanation|notebook SLUG=name [LANG=zh]
 	@$(PY) -m portal.scaffold --kind "$(KIND)" --slug "$(SLUG)" --lang "$(GUIDE_LANG)"

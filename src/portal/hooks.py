@@ -44,6 +44,7 @@ BADGE_TEXT = {
 slugify = _make_slugify(case="lower")
 EXECUTION_REPORT, TRANSLATION_STATUS = GENERATED_PAGES
 MERMAID = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+IFRAME_WORKER_SHIM = ROOT / "node_modules" / "iframe-worker" / "shim" / "index.js"
 MERMAID_DEST = "assets/javascripts/mermaid.min.js"
 
 
@@ -63,16 +64,24 @@ def _prefix(lang: str) -> str:
     return "" if lang == DEFAULT_LANGUAGE else f"{lang}/"
 
 
-def _page_url(rel: str, lang: str) -> str:
-    """Directory URL of a page `a/b.md` or `a/b.ipynb` in a language: `zh/a/b/`."""
+def _page_url(rel: str, lang: str, directory_urls: bool = True) -> str:
+    """URL of a page `a/b.md` or `a/b.ipynb` in a language: `zh/a/b/`, or `zh/a/b.html` (offline bundle)."""
     stem = rel.rsplit(".", 1)[0]
+    if not directory_urls:
+        return _prefix(lang) + stem + ".html"
     stem = stem[: -len("index")] if stem.endswith("index") else stem + "/"
     return _prefix(lang) + stem
 
 
+def _page_dest(rel: str, lang: str, directory_urls: bool) -> str:
+    url = _page_url(rel, lang, directory_urls)
+    return url + "index.html" if directory_urls else url
+
+
 def _add_i18n_attributes(file: File, rel: str, lang: str, localized: bool) -> None:
     """What mkdocs-static-i18n expects on a file, so the language switcher links the other language."""
-    file.alternates = {code: SimpleNamespace(url=_page_url(rel, code), page=None) for code in LANGUAGES}
+    urls = file.use_directory_urls
+    file.alternates = {code: SimpleNamespace(url=_page_url(rel, code, urls), page=None) for code in LANGUAGES}
     file.locale = lang if localized else DEFAULT_LANGUAGE
     file.locale_alternate_of = lang
     file.localization = lang if localized and lang != DEFAULT_LANGUAGE else None
@@ -89,12 +98,12 @@ def _notebook_page(notebook: Notebook, lang: str, config: MkDocsConfig) -> File:
             f"{notebook.display}: not executed yet: run `make execute` before building the site"
         )
     rel = notebook.rel.as_posix()
-    dest = _page_url(rel, lang) + "index.html"
+    dest = _page_dest(rel, lang, config.use_directory_urls)
     file = NotebookPageFile(rel, str(EXECUTED), config.site_dir, config.use_directory_urls, dest_uri=dest)
     file.abs_src_path = str(executed)
     file.executed_path = str(executed)
     file.notebook_source = str(notebook.translation(lang) if localized else notebook.source)
-    file.url = _page_url(rel, lang)
+    file.url = _page_url(rel, lang, config.use_directory_urls)
     _add_i18n_attributes(file, rel, lang, localized)
     return file
 
@@ -103,7 +112,8 @@ def _download_file(notebook: Notebook, lang: str, config: MkDocsConfig) -> File:
     """The source notebook (no outputs) next to its page, for readers to run themselves."""
     source = notebook.translation(lang) if notebook.translation(lang).exists() else notebook.source
     rel = notebook.rel.as_posix()
-    dest = _page_url(rel, lang) + notebook.source.name
+    page_dest = _page_dest(rel, lang, config.use_directory_urls)
+    dest = page_dest.rsplit("/", 1)[0] + "/" + notebook.source.name
     file = File(
         f"_downloads/{lang}/{rel}",
         str(source.parent),
@@ -117,8 +127,8 @@ def _download_file(notebook: Notebook, lang: str, config: MkDocsConfig) -> File:
 
 def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> File:
     file = File.generated(config, rel, content=content)
-    file.dest_uri = _page_url(rel, lang) + "index.html"
-    file.url = _page_url(rel, lang)
+    file.dest_uri = _page_dest(rel, lang, config.use_directory_urls)
+    file.url = _page_url(rel, lang, config.use_directory_urls)
     file.abs_dest_path = str(Path(config.site_dir) / file.dest_uri)
     _add_i18n_attributes(file, rel, lang, localized=True)
     return file
@@ -277,7 +287,7 @@ def _extract_figures(content: str, page: Page, lang: str) -> str:
         count += 1
         data = base64.b64decode(match.group(1))
         width, height = struct.unpack(">II", data[16:24])  # the PNG header's IHDR chunk
-        name = f"figure-{count}.png"
+        name = f"{Path(page.file.src_uri).stem}-figure-{count}.png"  # pages may share a folder offline
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(_compress_png(data))
         alt = html.escape(next(alts), quote=True)
@@ -340,7 +350,9 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
     content = _CODE_BLOCK.sub(r"\1 data-search-exclude>", content)
     if _is_fallback(page, lang) and lang in NOTICE:
         # Relative, so the link also works in the offline bundle opened from file://.
-        contribute = "../" * page.url.count("/") + _page_url("contribute/index.md", lang)
+        contribute = "../" * page.url.count("/") + _page_url(
+            "contribute/index.md", lang, config.use_directory_urls
+        )
         content = NOTICE[lang].format(contribute=html.escape(contribute)) + content
     return content
 
@@ -452,9 +464,13 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     # them at the language roots, which have sitemaps (see on_post_build); the visible switcher keeps
     # linking the same page in the other language.
     up = "../" * page.url.count("/")
-    output = _ALTERNATE.sub(
-        lambda m: f'<link rel="alternate" href="{up}{_prefix(m.group(1))}" hreflang="{m.group(1)}">', output
-    )
+    if config.use_directory_urls:
+        output = _ALTERNATE.sub(
+            lambda m: f'<link rel="alternate" href="{up}{_prefix(m.group(1))}" hreflang="{m.group(1)}">',
+            output,
+        )
+    else:  # offline from file://, where no sitemap can be fetched: the switcher's plain links suffice
+        output = _ALTERNATE.sub("", output)
     # A diagram left unrendered (no Chromium here): Material would fetch mermaid from unpkg.com, so
     # load our pinned copy instead, and only on pages that have one.
     if 'class="mermaid"' in output:
@@ -479,7 +495,14 @@ def on_post_build(config: MkDocsConfig) -> None:
     index = Path(config.site_dir) / "search" / "search_index.json"
     if index.exists():
         data = json.loads(index.read_text(encoding="utf-8"))
-        index.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        index.write_text(text, encoding="utf-8")
+        if not config.use_directory_urls:
+            # The offline bundle: opened from file://, Material loads the index as a script, not JSON.
+            index.with_suffix(".js").write_text(f"var __index = {text}", encoding="utf-8")
+    if not config.use_directory_urls:
+        shim = Path(config.site_dir) / "assets" / "javascripts" / "iframe-worker-shim.js"
+        shutil.copyfile(IFRAME_WORKER_SHIM, shim)
     root_sitemap = Path(config.site_dir) / "sitemap.xml"
     if root_sitemap.exists():  # it lists every page in every language, with their alternates
         for lang in LANGUAGES[1:]:
