@@ -1,7 +1,7 @@
 """Measure how faithfully rtclab.impair's userspace link delays, drops and rate-limits real UDP on 127.0.0.1.
 
 Run ``python -m rtclab.bench`` (``--help`` for options). For each setting it sends a paced stream of numbered
-UDP datagrams from one loopback socket to another through an :class:`~rtclab.impair.ImpairedDatagramTransport`,
+UDP datagrams from one loopback socket to another through an `rtclab.impair.ImpairedDatagramTransport`,
 in real time, and compares what arrives with what was configured: median delay (target ±2 ms), delay spread,
 loss (±1 percentage point) and throughput (±5 %). Random settings are seeded; where a few thousand packets
 cannot pin a random quantity to the target (bursty loss), the tolerance widens to three standard errors of
@@ -224,7 +224,7 @@ class Measurement:
         return statistics.median(errors), errors[min(len(errors) - 1, int(len(errors) * 0.99))]
 
     def checks(self) -> list[Check]:
-        """Compare with the configured values; see :func:`expected_checks`."""
+        """Compare with the configured values; see `expected_checks`."""
         return expected_checks(self)
 
 
@@ -232,7 +232,7 @@ def settings(packets: int = 5000, seed: int = 0) -> list[Setting]:
     """The settings the bench measures.
 
     Args:
-        packets: Datagrams per setting, except the 300 kbit/s flows, which run :data:`RATE_SECONDS`, and
+        packets: Datagrams per setting, except the 300 kbit/s flows, which run `RATE_SECONDS`, and
             the 6 Mbit/s flow, which sends at least 1407 (1.5 s).
         seed: Seed of every impairment.
 
@@ -509,7 +509,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Format bench rows (as in the JSON output) as a text table, one line per setting.
 
     Args:
-        rows: Rows from :func:`run_bench`.
+        rows: Rows from `run_bench`.
 
     Returns:
         The table, each check as ``configured/measured ±tolerance`` (``!`` marks a miss, ``~`` a tolerance
@@ -544,7 +544,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 async def run_bench(packets: int = 5000, seed: int = 0) -> list[dict[str, Any]]:
-    """Measure every setting of :func:`settings`, one after the other.
+    """Measure every setting of `settings`, one after the other.
 
     Args:
         packets: Datagrams per setting (the 300 kbit/s flows run a fixed time instead).
@@ -673,8 +673,8 @@ def format_comparison(rows: Sequence[dict[str, Any]], kernel_rows: Sequence[dict
     """Set each kernel row beside the userspace row of the same flow, metric by metric.
 
     Args:
-        rows: Userspace rows from :func:`run_bench`.
-        kernel_rows: Rows from :func:`run_kernel`.
+        rows: Userspace rows from `run_bench`.
+        kernel_rows: Rows from `run_kernel`.
 
     Returns:
         A text table: flow, metric, configured, userspace, kernel.

@@ -3,19 +3,19 @@ and blackouts, applied to every datagram a socket (or an aiortc peer) sends.
 
 How it works, in three layers:
 
-* :class:`Link` is the model: a pure, seeded, clock-injected object. Given when a datagram is sent and how
+* `Link` is the model: a pure, seeded, clock-injected object. Given when a datagram is sent and how
   big it is, it decides whether the datagram is dropped (and why) or when it arrives. It reads no clock,
   touches no socket, and the same seed gives the same decisions, so unit tests can feed it 100,000 packets
   in a fraction of a second.
-* :class:`ImpairedDatagramTransport` wraps an ``asyncio.DatagramTransport``: each ``sendto()`` asks the link
+* `ImpairedDatagramTransport` wraps an ``asyncio.DatagramTransport``: each ``sendto()`` asks the link
   and either forgets the datagram or hands it to the real transport at its delivery time
   (``loop.call_at``). Closing the wrapper cancels every datagram still waiting.
-* :func:`impair_connection` puts that wrapper under one aiortc peer. aioice gives each local candidate a
+* `impair_connection` puts that wrapper under one aiortc peer. aioice gives each local candidate a
   ``StunProtocol`` whose ``transport.sendto()`` carries every datagram the peer sends: STUN checks and
   consent, DTLS, RTP and RTCP. Replacing ``protocol.transport`` with the wrapper impairs all of them, in one
   direction only: what the peer receives is untouched, so impair each peer for its own sending direction.
   aiortc gathers (opens those sockets) in ``setLocalDescription()`` and only starts ICE in a task that runs
-  after it returns, so calling :func:`impair_connection` right after ``setLocalDescription()`` catches the
+  after it returns, so calling `impair_connection` right after ``setLocalDescription()`` catches the
   very first packet. When the peer closes, aioice closes the transports and pending datagrams are dropped.
 
 Order of effects for each datagram: a blackout drops it; else the bottleneck queue (``rate_kbps``) may drop
@@ -161,13 +161,13 @@ class Impairment:
             densely they are sent. True: each datagram keeps its own delay, so jitter reorders them.
         loss: Probability (0-1) that a datagram is lost, each independently (Bernoulli). Ignored when
             ``burst`` is set.
-        burst: Bursty loss instead of ``loss``; see :class:`GilbertElliott`.
+        burst: Bursty loss instead of ``loss``; see `GilbertElliott`.
         rate_kbps: Bottleneck rate in kbit/s (1 kbit = 1000 bits) of UDP payload, or None for no limit.
             Datagrams leave the bottleneck one after the other, each taking ``size * 8 / rate`` to send,
             so they queue behind each other.
         queue_ms: Drop-tail limit of that queue, in ms of data at ``rate_kbps`` (>= 0): a datagram is dropped
             when, with it, the queue would hold more than this (an empty queue always takes a datagram).
-        blackouts: Stretches of time in which every datagram sent is dropped; see :class:`Blackout`.
+        blackouts: Stretches of time in which every datagram sent is dropped; see `Blackout`.
         seed: Seed of the random draws; the same seed and the same send times give the same result.
 
     Raises:
@@ -258,12 +258,12 @@ class Decision:
 
 @dataclass
 class LinkCounters:
-    """Running totals of a :class:`Link`.
+    """Running totals of a `Link`.
 
     Attributes:
         sent: Datagrams offered to the link.
         delivered: Datagrams the link decided to deliver.
-        dropped: Datagrams dropped per reason, keyed by the :class:`Drop` values (``"random"``, ``"burst"``,
+        dropped: Datagrams dropped per reason, keyed by the `Drop` values (``"random"``, ``"burst"``,
             ``"queue"``, ``"blackout"``; all present, 0 if none).
         bytes_sent: Bytes offered.
         bytes_delivered: Bytes the link decided to deliver.
@@ -402,7 +402,7 @@ class Link:
 
 
 class ImpairedDatagramTransport(asyncio.DatagramTransport):
-    """An ``asyncio.DatagramTransport`` that sends through a :class:`Link` before the real transport.
+    """An ``asyncio.DatagramTransport`` that sends through a `Link` before the real transport.
 
     ``sendto()`` asks the link; a delivered datagram goes to the wrapped transport at its delivery time (at
     once if that has come). Waiting datagrams sit in one heap served by a single ``loop.call_at`` timer, in
@@ -516,7 +516,7 @@ class ImpairedDatagramTransport(asyncio.DatagramTransport):
 
 
 class ImpairedPeer:
-    """The impairment applied to one aiortc peer's sending direction, as returned by :func:`impair_connection`.
+    """The impairment applied to one aiortc peer's sending direction, as returned by `impair_connection`.
 
     Attributes:
         link: The model shared by all the peer's sockets (one bottleneck); read ``link.counters``.
@@ -524,7 +524,7 @@ class ImpairedPeer:
     """
 
     def __init__(self, link: Link) -> None:
-        """Hold the link; :func:`impair_connection` adds the transports.
+        """Hold the link; `impair_connection` adds the transports.
 
         Args:
             link: The model every socket of the peer sends through.

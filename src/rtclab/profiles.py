@@ -15,9 +15,9 @@ A profile file looks like this (the built-ins live in ``rtclab/data/profiles.yam
         notes: anything else worth knowing                   # optional
 
 Per direction: ``rate_kbps`` (kbit/s, null for no cap), ``delay_ms`` (one-way), ``jitter_ms`` (passed to
-:mod:`rtclab.impair` as the standard deviation of a gaussian), ``loss`` (independent random loss, 0-1) and
+`rtclab.impair` as the standard deviation of a gaussian), ``loss`` (independent random loss, 0-1) and
 optionally ``burst`` (Gilbert-Elliott ``p``, ``r``: mean loss ``p/(p+r)``, mean burst ``1/r`` packets), which
-replaces ``loss`` (so ``loss`` must then be 0). A bad file raises :class:`ProfileError` with one line naming
+replaces ``loss`` (so ``loss`` must then be 0). A bad file raises `ProfileError` with one line naming
 the file and the field, e.g. ``my.yaml: profiles[2].downlink.loss: 1.5 is not a fraction from 0 to 1``.
 """
 
@@ -170,7 +170,7 @@ class Profile:
     """A named network condition with its numbers and their sources.
 
     Attributes:
-        name: Short name (see :data:`NAME_PATTERN`).
+        name: Short name (see `NAME_PATTERN`).
         description: One sentence saying what the profile stands for.
         uplink: What the user sends goes through this.
         downlink: What the user receives goes through this.
@@ -195,7 +195,7 @@ class Profile:
         return self.uplink.delay_ms + self.downlink.delay_ms
 
     def uplink_impairment(self, seed: int = 0) -> Impairment:
-        """The :class:`rtclab.impair.Impairment` for what the user sends.
+        """The `rtclab.impair.Impairment` for what the user sends.
 
         Args:
             seed: Seed of the random draws. Give the two directions different seeds for independent drops.
@@ -206,7 +206,7 @@ class Profile:
         return self._impairment(self.uplink, seed)
 
     def downlink_impairment(self, seed: int = 0) -> Impairment:
-        """The :class:`rtclab.impair.Impairment` for what the user receives.
+        """The `rtclab.impair.Impairment` for what the user receives.
 
         Args:
             seed: Seed of the random draws. Give the two directions different seeds for independent drops.
@@ -391,7 +391,7 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
         path: A profile file, or None for the built-ins (``rtclab/data/profiles.yaml``).
 
     Returns:
-        A new dict from name to :class:`Profile`, in file order.
+        A new dict from name to `Profile`, in file order.
 
     Raises:
         ProfileError: If the file is not a valid profile file.

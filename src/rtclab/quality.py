@@ -3,19 +3,19 @@ LiveKit compute from getStats, PESQ/STOI/ViSQOL on recorded audio, audio alignme
 
 Three ways to put a number on a call, from cheapest to most faithful:
 
-* From network numbers alone (:func:`r_factor` and :func:`mos_from_r`, :func:`twilio_mos`,
-  :func:`livekit_mos`): no audio needed, so they work on any ``getStats()`` timeline, but they only know what
+* From network numbers alone (`r_factor` and `mos_from_r`, `twilio_mos`,
+  `livekit_mos`): no audio needed, so they work on any ``getStats()`` timeline, but they only know what
   delay and loss *usually* do to speech.
-* From the audio itself (:func:`pesq_mos`, :func:`stoi_score`, :func:`visqol_mos`): compare what was sent with
-  what came out, after :func:`align` has found the delay between them.
-* From video frames (:func:`ssim`, :func:`psnr`): compare a sent frame with the received one.
+* From the audio itself (`pesq_mos`, `stoi_score`, `visqol_mos`): compare what was sent with
+  what came out, after `align` has found the delay between them.
+* From video frames (`ssim`, `psnr`): compare a sent frame with the received one.
 
 How the three network-based estimates differ (each is a simplified E-model; inputs rtt, jitter, loss):
 
 ==================  =======================================  ==========================================
                     delay term                               loss term
 ==================  =======================================  ==========================================
-:func:`r_factor`    one-way delay d (you add buffering);     Ie,eff = Ie + (95 - Ie) * Ppl /
+`r_factor`    one-way delay d (you add buffering);     Ie,eff = Ie + (95 - Ie) * Ppl /
                     Id = 0.024 d + 0.11 (d - 177.3) H(...)   (Ppl / BurstR + Bpl), codec-specific
                     or G.107's Idd; R starts at 93.2         (Ppl in percent)
 twilio_mos          d = rtt + 2 * jitter + 10 ms (the full   R -= 2.5 * loss, loss as passed; the
@@ -115,7 +115,7 @@ CODECS: dict[str, CodecImpairment] = {
         ),
     ),
 }
-"""E-model values per codec name, for :func:`r_factor`."""
+"""E-model values per codec name, for `r_factor`."""
 
 
 def mos_from_r(r: float) -> float:
@@ -190,9 +190,9 @@ def effective_equipment_impairment(
 
     Args:
         loss_fraction: Packet loss, 0-1.
-        codec: A name from :data:`CODECS` or your own :class:`CodecImpairment`.
+        codec: A name from `CODECS` or your own `CodecImpairment`.
         burst_ratio: G.107's BurstR: 1 for random loss, above 1 for bursty loss. For a two-state
-            (Gilbert-Elliott) loss model it is ``1 / (p + r)`` (see :attr:`rtclab.profiles.Burst.burst_ratio`).
+            (Gilbert-Elliott) loss model it is ``1 / (p + r)`` (see `rtclab.profiles.Burst.burst_ratio`).
 
     Returns:
         Ie,eff, in R points: between Ie and 95 for random loss. G.107 gives the formula for losses up to
@@ -228,13 +228,13 @@ def r_factor(
         one_way_delay_ms: Mouth-to-ear delay in ms: network one-way delay plus jitter buffer (and codec)
             delay. With only an RTT, RTT / 2 is the usual network part.
         loss_fraction: Packet loss after any recovery, 0-1.
-        codec: A name from :data:`CODECS` or a :class:`CodecImpairment`.
+        codec: A name from `CODECS` or a `CodecImpairment`.
         burst_ratio: G.107's BurstR (1 = random loss).
-        delay_model: See :func:`delay_impairment`.
+        delay_model: See `delay_impairment`.
         advantage: Advantage factor A (G.107: 0 for wired, up to 10 for mobile, 20 for hard-to-reach places).
 
     Returns:
-        R (not clamped; :func:`mos_from_r` clamps).
+        R (not clamped; `mos_from_r` clamps).
 
     Raises:
         ValueError: On out-of-range inputs.
@@ -321,7 +321,7 @@ def livekit_score(
     Read from livekit/livekit, ``pkg/sfu/connectionquality/scorer.go`` (``calculatePacketScore``): effective
     delay = ``rttMax / 2`` + ``2 * jitterMax`` (LiveKit keeps jitter in microseconds and divides by 1000);
     delay effect = delay / 40, or (delay - 120) / 10 above 160 ms; loss effect = loss percent times a
-    codec weight from ``connectionstats.go`` (:data:`LIVEKIT_LOSS_WEIGHTS`); score = max(100 - both, 0).
+    codec weight from ``connectionstats.go`` (`LIVEKIT_LOSS_WEIGHTS`); score = max(100 - both, 0).
     The comment in the code cites PingPlotter's simplified E-model. The server then smooths the score over
     5-second windows (0.4 weight when it rises, 0.8 when it falls), floors it at 30, and may lower it for a
     missing bitrate or video layer; with conditions held steady the smoothed score converges to
@@ -332,7 +332,7 @@ def livekit_score(
         rtt_ms: Round-trip time in ms.
         jitter_ms: Jitter in ms.
         loss_fraction: Packet loss, 0-1.
-        track: Key of :data:`LIVEKIT_LOSS_WEIGHTS` (``"opus"``, ``"opus-fec"``, ``"red"``, ``"red-fec"``,
+        track: Key of `LIVEKIT_LOSS_WEIGHTS` (``"opus"``, ``"opus-fec"``, ``"red"``, ``"red-fec"``,
             ``"video"``).
         include_rtt: Count RTT in the delay.
         include_jitter: Count jitter in the delay.
@@ -363,7 +363,7 @@ def livekit_mos(
     include_rtt: bool = True,
     include_jitter: bool = True,
 ) -> float:
-    """MOS from :func:`livekit_score` the way LiveKit maps it (``scoreToMOS`` in ``scorer.go``).
+    """MOS from `livekit_score` the way LiveKit maps it (``scoreToMOS`` in ``scorer.go``).
 
     ``scoreToMOS``: 1.0 at or below 0, 4.5 at or above 100, else ``1 + 0.035 s + 7e-6 s (s - 60) (100 - s)``,
     the G.107 formula with the score in place of R.
@@ -372,7 +372,7 @@ def livekit_mos(
         rtt_ms: Round-trip time in ms.
         jitter_ms: Jitter in ms.
         loss_fraction: Packet loss, 0-1.
-        track: Key of :data:`LIVEKIT_LOSS_WEIGHTS`.
+        track: Key of `LIVEKIT_LOSS_WEIGHTS`.
         include_rtt: Count RTT in the delay.
         include_jitter: Count jitter in the delay.
 
@@ -390,7 +390,7 @@ def livekit_quality(score: float) -> str:
     good, else poor.
 
     Args:
-        score: A score from :func:`livekit_score`.
+        score: A score from `livekit_score`.
 
     Returns:
         ``"excellent"``, ``"good"`` or ``"poor"``.
@@ -557,7 +557,7 @@ def stoi_score(
 ) -> float:
     """STOI (short-time objective intelligibility, Taal et al. 2011) via ``pystoi``; ESTOI with ``extended``.
 
-    STOI compares frame by frame without aligning: pass an aligned pair (see :func:`align`). The longer
+    STOI compares frame by frame without aligning: pass an aligned pair (see `align`). The longer
     signal is cut to the shorter one.
 
     Args:
@@ -657,7 +657,7 @@ def psnr(reference: npt.ArrayLike, degraded: npt.ArrayLike, *, data_range: float
     """Peak signal-to-noise ratio of two frames on the luma plane.
 
     Args:
-        reference: The sent frame (see :func:`to_gray` for shapes).
+        reference: The sent frame (see `to_gray` for shapes).
         degraded: The received frame, same size.
         data_range: Largest possible pixel value minus the smallest (255 for 8-bit).
 
@@ -699,7 +699,7 @@ def ssim(reference: npt.ArrayLike, degraded: npt.ArrayLike, *, data_range: float
     ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
 
     Args:
-        reference: The sent frame (see :func:`to_gray` for shapes), at least 11x11.
+        reference: The sent frame (see `to_gray` for shapes), at least 11x11.
         degraded: The received frame, same size.
         data_range: Largest possible pixel value minus the smallest (255 for 8-bit).
 

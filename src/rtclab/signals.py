@@ -122,7 +122,7 @@ class SpeechLikeSignal:
 
 
 class SpeechLikeAudioTrack(MediaStreamTrack):
-    """An audio track that plays :class:`SpeechLikeSignal` in real time, in 20 ms mono s16 frames."""
+    """An audio track that plays `SpeechLikeSignal` in real time, in 20 ms mono s16 frames."""
 
     kind = "audio"
 
@@ -205,7 +205,7 @@ def color_bars(width: int, height: int, index: int) -> npt.NDArray[np.uint8]:
 
 
 class ColorBarsVideoTrack(MediaStreamTrack):
-    """A video track that plays the :func:`color_bars` test pattern in real time."""
+    """A video track that plays the `color_bars` test pattern in real time."""
 
     kind = "video"
 

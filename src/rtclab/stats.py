@@ -165,7 +165,7 @@ def media_snapshots(
         kinds: Media kinds to read; a kind the sender does not send is left out.
 
     Returns:
-        One :class:`MediaSnapshot` per kind the sender has an ``outbound-rtp`` for.
+        One `MediaSnapshot` per kind the sender has an ``outbound-rtp`` for.
     """
     snapshots = []
     for kind in kinds:
@@ -236,13 +236,13 @@ def _number(value: float | None, unit: str) -> str:
 
 
 def summarize(snapshots: Iterable[MediaSnapshot]) -> list[MediaSummary]:
-    """Summarize a series of snapshots, one :class:`MediaSummary` per media kind (audio first).
+    """Summarize a series of snapshots, one `MediaSummary` per media kind (audio first).
 
     Counters, jitter and RTT come from each kind's latest snapshot; the bitrate is the average between its
     earliest and latest snapshots. For the bitrate of a whole call, take the first snapshot at its start.
 
     Args:
-        snapshots: Snapshots from :func:`media_snapshots`, in any order, kinds mixed.
+        snapshots: Snapshots from `media_snapshots`, in any order, kinds mixed.
 
     Returns:
         Summaries ordered audio, video, then any other kind by name.
@@ -279,7 +279,7 @@ def format_summary(summaries: Iterable[MediaSummary]) -> str:
     ``audio  sent 150 pkts  recv 150 pkts  lost 0 (0.0 %)  jitter 1.2 ms  RTT 0.8 ms  bitrate 45.3 kbit/s``.
 
     Args:
-        summaries: Output of :func:`summarize`.
+        summaries: Output of `summarize`.
 
     Returns:
         The lines joined with newlines (no trailing newline).
@@ -303,7 +303,7 @@ TABLE_COLUMNS = (
     "bitrate_kbps",
     "loss_pct",
 )
-"""Columns of :func:`to_dataframe`, in order; each name carries its unit (``_s``, ``_ms``, ``_kbps``, ``_pct``)."""
+"""Columns of `to_dataframe`, in order; each name carries its unit (``_s``, ``_ms``, ``_kbps``, ``_pct``)."""
 
 
 def _interval_loss_pct(before: MediaSnapshot, after: MediaSnapshot) -> float:
@@ -316,7 +316,7 @@ def _interval_loss_pct(before: MediaSnapshot, after: MediaSnapshot) -> float:
 def to_dataframe(timeline: Iterable[MediaSnapshot]) -> pd.DataFrame:
     """Lay a stats timeline out as a tidy table: one row per snapshot, units in the column names.
 
-    Columns (:data:`TABLE_COLUMNS`): the snapshot's own fields (``at_s``, ``kind``, the cumulative
+    Columns (`TABLE_COLUMNS`): the snapshot's own fields (``at_s``, ``kind``, the cumulative
     ``packets_sent``, ``bytes_sent``, ``packets_received``, ``packets_lost``, ``jitter_ms``, ``rtt_ms``),
     ``rtcp_loss_pct`` (``fraction_lost`` x 100: the loss the receiver reported for its last RTCP interval),
     and three derived from the previous snapshot of the same kind: ``interval_s``, ``bitrate_kbps`` (payload
@@ -374,7 +374,7 @@ FREEZE_THRESHOLDS_MS: dict[str, float] = {"audio": 200.0, "video": 600.0}
 Audio: Agora Analytics' Call Inspector glossary, "audio freezing occurs if audio rendering pauses for over
 200 ms" (https://docs.agora.io/en/agora-analytics/reference/call-search-terms). Video: 600 ms, the stall
 Agora's analytics count as a video freeze (Agora's RTC SDK itself reports ``totalFrozenTime`` with 500 ms
-for streams of 5 fps or more); pass ``threshold_ms`` to :func:`freezes` to use another definition.
+for streams of 5 fps or more); pass ``threshold_ms`` to `freezes` to use another definition.
 """
 
 
@@ -416,7 +416,7 @@ def freezes(frame_times_s: Iterable[float], kind: str, *, threshold_ms: float | 
     """Find freezes in the times at which frames were rendered (or received), with Agora's definitions.
 
     A freeze is a gap between two consecutive frames longer than the kind's threshold
-    (:data:`FREEZE_THRESHOLDS_MS`: audio 200 ms, video 600 ms); its duration is the whole gap, and the freeze
+    (`FREEZE_THRESHOLDS_MS`: audio 200 ms, video 600 ms); its duration is the whole gap, and the freeze
     rate is the frozen time over the time from the first frame to the last.
 
     Args:
@@ -490,7 +490,7 @@ def estimate_mos(
     jitter_buffer_ms: float | None = None,
     burst_ratio: float = 1.0,
 ) -> MosEstimate:
-    """Estimate a MOS for one media kind of a call with the E-model (:func:`rtclab.quality.r_factor`).
+    """Estimate a MOS for one media kind of a call with the E-model (`rtclab.quality.r_factor`).
 
     Mouth-to-ear delay is approximated as ``RTT / 2 + jitter buffer``. RTCP gives only the round trip, so
     half of it stands for the one-way network delay (exact only when both directions are alike). The jitter
@@ -501,7 +501,7 @@ def estimate_mos(
     Args:
         snapshots: A stats timeline (e.g. ``LoopbackCall.timeline``); only snapshots of ``kind`` are used.
         kind: Media kind to score (the E-model is about speech: ``"audio"``).
-        codec: Codec name for :func:`rtclab.quality.r_factor`.
+        codec: Codec name for `rtclab.quality.r_factor`.
         jitter_buffer_ms: Delay added for the jitter buffer, in ms; None for ``2 x`` median jitter.
         burst_ratio: G.107 BurstR of the loss (1 = random).
 
