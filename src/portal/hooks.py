@@ -338,6 +338,8 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = _MATHJAX_CONFIG.sub("", content)
         content = _SCRIPT.sub(_drop_third_party_script, content)
         content = _fix_heading_ids(content, page)
+        # Wide code and output scroll sideways; keyboard users can scroll them only if they can focus them.
+        content = content.replace("<pre>", '<pre tabindex="0">')
         content = _extract_figures(content, page, lang)
         # Outputs are numbers and plots of one run: not worth a place in the search index.
         content = content.replace(
