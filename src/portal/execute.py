@@ -98,7 +98,9 @@ def execute_notebook(notebook: Notebook, mode: str) -> dict:
     client = NotebookClient(
         nb,
         # IPC sockets in a temporary folder: no TCP port is opened for the kernel.
-        km=KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(ipc_dir) / "kernel")),
+        km=(
+            kernel := KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(ipc_dir) / "kernel"))
+        ),
         timeout=timeout,
         kernel_name="python3",
         allow_errors=False,
@@ -116,6 +118,9 @@ def execute_notebook(notebook: Notebook, mode: str) -> dict:
         where = _cell_number(nb, failed_cell[0]) if failed_cell else "a cell"
         raise ExecutionFailed(f"{notebook.display}: {where} raised an error\n{error}") from None
     finally:
+        # nbclient shuts down only kernels it started itself; this one was handed to it.
+        if kernel.has_kernel:
+            kernel.shutdown_kernel(now=True)
         shutil.rmtree(ipc_dir, ignore_errors=True)
     seconds = time.monotonic() - started
     record = {
