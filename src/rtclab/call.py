@@ -1,7 +1,7 @@
 """A one-way call between two aiortc peers in one process, over loopback only, with timings and a stats timeline.
 
 The caller sends a speech-like voice and a color-bars video; the callee receives and decodes them. Each
-direction can go through a userspace impairment (delay, loss, rate limit...) from :mod:`rtclab.impair`.
+direction can go through a userspace impairment (delay, loss, rate limit...) from `rtclab.impair`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LoopbackCall:
 
     Use it as an async context manager: entering negotiates and waits until the call is connected, leaving
     takes a last stats sample and closes everything. While the call runs, both peers' ``getStats()`` are
-    sampled every ``sample_interval`` seconds into :attr:`timeline`.
+    sampled every ``sample_interval`` seconds into `timeline`.
 
     Example:
         ```python
@@ -63,13 +63,15 @@ class LoopbackCall:
         ```
 
     Attributes:
-        caller: The peer that sends media and creates the offer (None before :meth:`start`).
-        callee: The peer that receives media and answers (None before :meth:`start`).
+        caller: The peer that sends media and creates the offer (None before `start`).
+        callee: The peer that receives media and answers (None before `start`).
         timings: Connect and first-frame times.
-        timeline: Every stats sample taken, one :class:`~rtclab.stats.MediaSnapshot` per kind per sample,
+        timeline: Every stats sample taken, one `rtclab.stats.MediaSnapshot` per kind per sample,
             with ``at_s`` in seconds from the start of the offer.
         frames_received: Frames the callee decoded, per kind.
-        links: The impairment models in force, ``"uplink"`` and/or ``"downlink"`` (after :meth:`start`);
+        frame_times: When the callee got each decoded frame, per kind, in seconds from the start of the offer
+            (feed them to `rtclab.stats.freezes`).
+        links: The impairment models in force, ``"uplink"`` and/or ``"downlink"`` (after `start`);
             their ``counters`` tell what was sent, delivered and dropped.
     """
 
@@ -82,13 +84,13 @@ class LoopbackCall:
         uplink: Impairment | None = None,
         downlink: Impairment | None = None,
     ) -> None:
-        """Prepare a call; nothing is created until :meth:`start`.
+        """Prepare a call; nothing is created until `start`.
 
         Args:
             sample_interval: Seconds between two stats samples (0.05-60).
             connect_timeout: Seconds to wait for both peers to connect.
-            tracks: Tracks the caller sends; by default a :class:`~rtclab.signals.SpeechLikeAudioTrack`
-                and a 320x240, 30 fps :class:`~rtclab.signals.ColorBarsVideoTrack`.
+            tracks: Tracks the caller sends; by default a `rtclab.signals.SpeechLikeAudioTrack`
+                and a 320x240, 30 fps `rtclab.signals.ColorBarsVideoTrack`.
             uplink: Impairment of everything the caller sends to the callee (media, RTCP, ICE, DTLS);
                 None leaves that direction alone.
             downlink: Impairment of everything the callee sends back (RTCP reports, ICE, DTLS).
@@ -110,6 +112,7 @@ class LoopbackCall:
         self.timings = CallTimings()
         self.timeline: list[MediaSnapshot] = []
         self.frames_received: dict[str, int] = {}
+        self.frame_times: dict[str, list[float]] = {}
         self.uplink = uplink
         self.downlink = downlink
         self.links: dict[str, Link] = {}
@@ -206,7 +209,7 @@ class LoopbackCall:
             await asyncio.sleep(0.01)
 
     async def sample(self) -> list[MediaSnapshot]:
-        """Read both peers' stats now and append one snapshot per media kind to :attr:`timeline`.
+        """Read both peers' stats now and append one snapshot per media kind to `timeline`.
 
         Returns:
             The snapshots just taken.
@@ -219,10 +222,10 @@ class LoopbackCall:
         return snapshots
 
     def summary(self) -> list[MediaSummary]:
-        """Summarize :attr:`timeline` per media kind (bitrate averaged from the first to the last sample).
+        """Summarize `timeline` per media kind (bitrate averaged from the first to the last sample).
 
         Returns:
-            One :class:`~rtclab.stats.MediaSummary` per kind, audio first.
+            One `rtclab.stats.MediaSummary` per kind, audio first.
         """
         return summarize(self.timeline)
 
@@ -276,12 +279,14 @@ class LoopbackCall:
                 await track.recv()
             except MediaStreamError:
                 return
+            now = self.elapsed_s
             if track.kind not in self.frames_received:
                 if track.kind == "audio":
-                    self.timings.first_audio_ms = self.elapsed_s * 1000
+                    self.timings.first_audio_ms = now * 1000
                 elif track.kind == "video":
-                    self.timings.first_video_ms = self.elapsed_s * 1000
+                    self.timings.first_video_ms = now * 1000
             self.frames_received[track.kind] = self.frames_received.get(track.kind, 0) + 1
+            self.frame_times.setdefault(track.kind, []).append(now)
 
     async def _sample_forever(self) -> None:
         while True:

@@ -45,6 +45,12 @@ def test_short_call_connects_receives_and_samples(caplog):
     assert t.connected_ms < t.first_audio_ms < 5000
     assert call.frames_received["audio"] > 10
     assert call.frames_received["video"] > 10
+    first_ms = {"audio": t.first_audio_ms, "video": t.first_video_ms}
+    assert set(call.frame_times) == {"audio", "video"}
+    for kind, times in call.frame_times.items():
+        assert len(times) == call.frames_received[kind]
+        assert times == sorted(times) and times[-1] < 10
+        assert times[0] * 1000 == pytest.approx(first_ms[kind])
 
     kinds = {s.kind for s in call.timeline}
     assert kinds == {"audio", "video"}
