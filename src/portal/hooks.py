@@ -461,18 +461,12 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
         r'<script src="\1" defer></script>',
         output,
     )
-    # Material fetches <alternate href>/sitemap.xml to switch languages; the i18n plugin points these
-    # links at the page itself, so every page asked for a sitemap that does not exist (404s). Point
-    # them at the language roots, which have sitemaps (see on_post_build); the visible switcher keeps
-    # linking the same page in the other language.
-    up = "../" * page.url.count("/")
-    if config.use_directory_urls:
-        output = _ALTERNATE.sub(
-            lambda m: f'<link rel="alternate" href="{up}{_prefix(m.group(1))}" hreflang="{m.group(1)}">',
-            output,
-        )
-    else:  # offline from file://, where no sitemap can be fetched: the switcher's plain links suffice
-        output = _ALTERNATE.sub("", output)
+    # Material fetches <alternate href>/sitemap.xml on every page and, on a click of the language
+    # switcher, looks the page up in it; its lookup keeps the sitemap's port (site_url's), so wherever the
+    # site is served on another port it sends readers to the other language's home page. The i18n plugin
+    # already points the switcher's links at the same page in the other language, so drop the tags:
+    # no sitemap requests, no lookup. Search engines get hreflang alternates from sitemap.xml.
+    output = _ALTERNATE.sub("", output)
     # A diagram left unrendered (no Chromium here): Material would fetch mermaid from unpkg.com, so
     # load our pinned copy instead, and only on pages that have one.
     if 'class="mermaid"' in output:
@@ -505,11 +499,6 @@ def on_post_build(config: MkDocsConfig) -> None:
     if not config.use_directory_urls:
         shim = Path(config.site_dir) / "assets" / "javascripts" / "iframe-worker-shim.js"
         shutil.copyfile(IFRAME_WORKER_SHIM, shim)
-    root_sitemap = Path(config.site_dir) / "sitemap.xml"
-    if root_sitemap.exists():  # it lists every page in every language, with their alternates
-        for lang in LANGUAGES[1:]:
-            (Path(config.site_dir) / lang).mkdir(exist_ok=True)
-            shutil.copyfile(root_sitemap, Path(config.site_dir) / lang / "sitemap.xml")
     if _needs_mermaid_script and MERMAID.exists():
         target = Path(config.site_dir) / MERMAID_DEST
         target.parent.mkdir(parents=True, exist_ok=True)
