@@ -1,38 +1,19 @@
 """samples/sdk/connection_timeline.py: prints the SDP lines that matter and a plausible, ordered setup timeline;
 a one-way delay grows the round-trip stages (ICE, DTLS) and leaves the local ones alone; bad arguments exit 2."""
 
-import importlib.util
 import re
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "connection_timeline.py"
 SECTIONS = ("timeline", "sdp", "events", "negotiate")
+run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=90)
+load_sample = partial(sample_runner.load_sample, SAMPLE)
 ROW = re.compile(r"^(?P<stage>\S.*?)\s+(?P<ends>-?\d+\.\d)\s+(?P<took>-?\d+\.\d)$", re.MULTILINE)
-
-
-def run_sample(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SAMPLE.relative_to(ROOT)), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
-def load_sample() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("connection_timeline", SAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # @dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def table(out: str) -> dict[str, tuple[float, float]]:

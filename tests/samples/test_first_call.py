@@ -1,35 +1,17 @@
 """samples/get-started/first_call.py: runs, prints plausible timings and stats, and rejects bad arguments."""
 
-import importlib.util
 import re
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "get-started" / "first_call.py"
 SECTIONS = ("peers", "tracks", "connect", "stats")
-
-
-def run_sample(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SAMPLE.relative_to(ROOT)), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def load_sample() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("first_call", SAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=60)
+load_sample = partial(sample_runner.load_sample, SAMPLE)
 
 
 def test_two_second_call_prints_timings_and_stats():

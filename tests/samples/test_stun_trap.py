@@ -2,23 +2,15 @@
 server that never answers (a silent socket on 127.0.0.1) makes gathering slower than iceServers=[]."""
 
 import re
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
+
+import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "stun_trap.py"
 SECTIONS = ("default", "silent", "gather", "compare")
-
-
-def run_sample(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SAMPLE.relative_to(ROOT)), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=60)
 
 
 def test_default_server_is_shown_and_a_silent_server_slows_gathering():
