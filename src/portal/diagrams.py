@@ -8,6 +8,7 @@ pages keep the diagram source and the browser renders it with the local mermaid 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ def can_render() -> bool:
     return CHROMIUM.exists() and MERMAID.exists()
 
 
+@functools.cache
 def _version() -> str:
     package = MERMAID.parents[1] / "package.json"
     return json.loads(package.read_text(encoding="utf-8"))["version"]

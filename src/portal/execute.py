@@ -89,7 +89,7 @@ def _cell_number(nb: nbformat.NotebookNode, cell_index: int) -> str:
     return f"cell {cell_index + 1} (code cell {position})"
 
 
-def execute_notebook(notebook: Notebook, mode: str) -> dict:
+def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
     """Run one notebook and write its executed copy; return its execution record."""
     nb = nbformat.read(notebook.source, as_version=4)
     timeout = int(nb.metadata.get("portal", {}).get("cell_timeout", DEFAULT_CELL_TIMEOUT))
@@ -130,7 +130,7 @@ def execute_notebook(notebook: Notebook, mode: str) -> dict:
         "mode": mode,
         "cell_timeout": timeout,
         "versions": versions(),
-        "cache_key": cache_key(notebook, mode),
+        "cache_key": key,
     }
     nb.metadata.setdefault("portal", {})["execution"] = record
     target = notebook.executed()
@@ -196,7 +196,7 @@ def run(force: bool = False) -> int:
         else:
             print(f"executing   {name} ...", flush=True)
             try:
-                record = execute_notebook(notebook, mode)
+                record = execute_notebook(notebook, mode, key)
             except ExecutionFailed as error:
                 print(f"FAILED      {error}", file=sys.stderr)
                 notebook.executed().unlink(missing_ok=True)

@@ -138,15 +138,14 @@ def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang = _language(config)
     today = dt.date.today().isoformat()
-    pages = [_notebook_page(notebook, lang, config) for notebook in find_notebooks()]
+    notebooks = find_notebooks()
+    pages = [_notebook_page(notebook, lang, config) for notebook in notebooks]
     pages.append(_generated_page(EXECUTION_REPORT, reports.execution_report(lang, today), lang, config))
     pages.append(_generated_page(TRANSLATION_STATUS, reports.translation_status(lang, today), lang, config))
-    for page in pages:
-        files.append(page)
-    for notebook in find_notebooks():
-        files.append(_download_file(notebook, lang, config))
-    # The i18n plugin lists each language's pages for sitemap.xml before this hook adds these;
-    # Material's language switcher looks pages up in that sitemap.
+    for file in [*pages, *(_download_file(notebook, lang, config) for notebook in notebooks)]:
+        files.append(file)
+    # The i18n plugin lists each language's pages for sitemap.xml (with their hreflang alternates)
+    # before this hook adds these.
     i18n = config.plugins.get("i18n")
     if i18n is not None:
         i18n.i18n_files_per_language[lang] = [*i18n.i18n_files_per_language[lang], *pages]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -69,19 +70,7 @@ class GzipHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        return _BytesFile(body)
-
-
-class _BytesFile:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, *_: object) -> bytes:
-        data, self.data = self.data, b""
-        return data
-
-    def close(self) -> None:
-        pass
+        return io.BytesIO(body)
 
 
 @functools.lru_cache(maxsize=512)

@@ -351,7 +351,7 @@ def livekit_score(
     delay = (rtt / 2 if include_rtt else 0.0) + (jitter * 2 if include_jitter else 0.0)
     delay_effect = (delay - 120) / 10 if delay > 160 else delay / 40
     loss_effect = lost * 100 * LIVEKIT_LOSS_WEIGHTS[track]
-    return max(100 - delay_effect - loss_effect, 0.0, 30.0)
+    return max(100 - delay_effect - loss_effect, 30.0)
 
 
 def livekit_mos(
