@@ -1,4 +1,5 @@
-"""Execute the notebooks in notebooks/ into build/executed/, re-running only what changed.
+"""Execute the notebooks in notebooks/ into build/executed/, and the samples whose output pages show
+into build/outputs/ (see portal.sample_outputs), re-running only what changed.
 
     python -m portal.execute            # run stale notebooks (what `make execute` does)
     python -m portal.execute --force    # run all of them (`make execute FORCE=1`)
@@ -29,6 +30,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
+from portal import sample_outputs
 from portal.notebooks import Notebook, find_notebooks
 from portal.paths import EXECUTED, LANGUAGES, ROOT
 
@@ -212,10 +214,13 @@ def run(force: bool = False) -> int:
             failures.append(name)
             report[str(notebook.rel)] = {**report[str(notebook.rel)], "status": "failed"}
     _remove_orphans(notebooks)
+    outputs, failed_samples = sample_outputs.run(mode, force=force)
+    report["sample_outputs"] = outputs
+    failures += failed_samples
     EXECUTED.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if failures:
-        print(f"{len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
+        print(f"{len(failures)} notebook(s) or sample(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
 

@@ -20,6 +20,8 @@ TEXT = {
         ),
         "notebooks": "Notebooks",
         "samples": "Samples",
+        "outputs": "Sample outputs shown on pages",
+        "outputs_intro": "Pages show what these samples printed when the build ran them (`build/outputs/`).",
         "item": "Notebook",
         "sample": "Sample",
         "status": "Status",
@@ -52,6 +54,8 @@ TEXT = {
         "report_intro": "本站的每个 notebook 和示例程序都在 CI 中运行。本页由构建过程根据生成本站的那次运行结果自动写成。",
         "notebooks": "Notebook",
         "samples": "示例程序",
+        "outputs": "页面展示的示例输出",
+        "outputs_intro": "页面展示的是构建运行这些示例程序时打印的结果（`build/outputs/`）。",
         "item": "Notebook",
         "sample": "示例",
         "status": "状态",
@@ -121,6 +125,16 @@ def execution_report(lang: str, today: str) -> str:
             f"| `{notebook.display}` | {record.get('status', 'not run')} | {record.get('seconds', '–')} "
             f"| {record.get('date', '–')} | {record.get('mode', '–')} | {version} |"
         )
+    outputs = executed.get("sample_outputs", {})
+    if outputs:
+        lines += ["", f"## {t['outputs']}", "", t["outputs_intro"], ""]
+        lines += [f"| {t['sample']} | {t['status']} | {t['seconds']} | {t['date']} | {t['mode']} |"]
+        lines += ["|---|---|---|---|---|"]
+        for name, record in sorted(outputs.items()):
+            lines.append(
+                f"| `{name}` | {record.get('status', 'not run')} | {record.get('seconds', '–')} "
+                f"| {record.get('date', '–')} | {record.get('mode', '–')} |"
+            )
     lines += ["", f"## {t['samples']}", ""]
     samples = _load(SAMPLES_REPORT)
     if not samples:

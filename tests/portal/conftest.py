@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from portal import execute, frontmatter, notebooks, paths, scaffold, translations
+from portal import execute, frontmatter, notebooks, paths, sample_outputs, scaffold, translations
 
-MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold)
+MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold, sample_outputs)
 
 
 @pytest.fixture
@@ -26,6 +26,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "NOTEBOOKS": root / "notebooks",
         "EXECUTED": root / "build" / "executed",
         "REPORTS": root / "build" / "reports",
+        "SAMPLES": root / "samples",
+        "OUTPUTS": root / "build" / "outputs",
     }
     for module in MODULES:
         for name, path in where.items():

@@ -47,8 +47,9 @@ def test_the_cache_runs_only_what_changed(repo, capsys, quick):
     assert executing(out) == ["notebooks/a.ipynb", "notebooks/tuning/b.ipynb"]
     assert outputs(repo / "build/executed/a.ipynb") == ["1\n"] and outputs(executed_b) == ["2\n"]
     report = json.loads((repo / "build/executed/report.json").read_text(encoding="utf-8"))
-    assert sorted(report) == ["a.ipynb", "tuning/b.ipynb"]
-    assert {r["status"] for r in report.values()} == {"passed"}
+    assert sorted(report) == ["a.ipynb", "sample_outputs", "tuning/b.ipynb"]
+    assert report["sample_outputs"] == {}
+    assert {report[n]["status"] for n in ("a.ipynb", "tuning/b.ipynb")} == {"passed"}
     b_written = executed_b.stat().st_mtime_ns
 
     code, out, _ = run(capsys)
@@ -79,7 +80,7 @@ def test_a_failing_cell_is_named_with_its_traceback(repo, capsys, quick):
     assert code == 1
     assert "notebooks/tuning/broken.ipynb: cell 3 (code cell 2) raised an error" in err
     assert "ValueError" in err and "jitter too high" in err
-    assert err.rstrip().endswith("1 notebook(s) failed: notebooks/tuning/broken.ipynb")
+    assert err.rstrip().endswith("1 notebook(s) or sample(s) failed: notebooks/tuning/broken.ipynb")
     assert not (repo / "build/executed/tuning/broken.ipynb").exists()
     report = json.loads((repo / "build/executed/report.json").read_text(encoding="utf-8"))
     assert report["tuning/broken.ipynb"]["status"] == "failed"

@@ -1,0 +1,139 @@
+"""Run the samples whose printed output a page shows, so every figure on a page was measured by the build.
+
+A page that wants what `python samples/<track>/<name>.py` prints includes it by its build path:
+
+    ```text
+    --8<-- "build/outputs/<track>/<name>.txt"
+    ```
+
+`python -m portal.execute` (and so `make execute`, `make serve`, `make test`) finds those includes, runs each
+sample once with no arguments from the repository root (LMA_MODE=quick|full is passed on; a sample's defaults
+are what its page shows), and writes its stdout there. Like notebooks, a sample re-runs only when the hash of
+its source, the rtclab sources, the lock file or the mode changed. A sample that exits non-zero fails the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from portal.paths import BUILD, DOCS, ROOT, SAMPLES
+
+OUTPUTS = BUILD / "outputs"
+TIMEOUT = 300  # seconds for one sample run
+INCLUDE = re.compile(r'--8<--\s+"build/outputs/(?P<name>[\w./-]+?)\.txt"')
+
+
+@dataclass(frozen=True)
+class SampleOutput:
+    """One sample whose output a page includes: `samples/<name>.py` -> `build/outputs/<name>.txt`."""
+
+    name: str  # e.g. sdk/connection_timeline
+
+    @property
+    def sample(self) -> Path:
+        return SAMPLES / f"{self.name}.py"
+
+    @property
+    def output(self) -> Path:
+        return OUTPUTS / f"{self.name}.txt"
+
+    @property
+    def record(self) -> Path:
+        return OUTPUTS / f"{self.name}.json"
+
+
+def included_outputs() -> dict[SampleOutput, list[Path]]:
+    """Every sample output some page includes, with the pages that include it."""
+    found: dict[SampleOutput, list[Path]] = {}
+    for page in sorted(DOCS.rglob("*.md")):
+        if "_templates" in page.parts:
+            continue
+        for match in INCLUDE.finditer(page.read_text(encoding="utf-8")):
+            found.setdefault(SampleOutput(match["name"]), []).append(page)
+    return found
+
+
+def cache_key(item: SampleOutput, mode: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(item.sample.read_bytes())
+    for path in sorted((ROOT / "src" / "rtclab").rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".yaml", ".json"}:
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    lock = ROOT / "uv.lock"
+    if lock.exists():
+        digest.update(lock.read_bytes())
+    digest.update(f"mode={mode}".encode())
+    return digest.hexdigest()
+
+
+def _recorded(item: SampleOutput) -> dict | None:
+    try:
+        return json.loads(item.record.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_sample(item: SampleOutput, mode: str, key: str) -> tuple[dict, str | None]:
+    """Run one sample; return its record and, when it failed, a one-paragraph error."""
+    started = time.monotonic()
+    env = {**os.environ, "LMA_MODE": mode}
+    command = [sys.executable, str(item.sample.relative_to(ROOT))]
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed"}, f"{item.sample.relative_to(ROOT)}: ran longer than {TIMEOUT} s"
+    seconds = round(time.monotonic() - started, 1)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        return {"status": "failed"}, f"{item.sample.relative_to(ROOT)}: exit code {result.returncode}\n{tail}"
+    record = {
+        "status": "passed",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": seconds,
+        "mode": mode,
+        "cache_key": key,
+    }
+    item.output.parent.mkdir(parents=True, exist_ok=True)
+    item.output.write_text(result.stdout, encoding="utf-8")
+    item.record.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record, None
+
+
+def run(mode: str, force: bool = False) -> tuple[dict[str, dict], list[str]]:
+    """Bring every included sample output up to date; return records by sample path and the failures."""
+    records: dict[str, dict] = {}
+    failures: list[str] = []
+    for item, pages in included_outputs().items():
+        name = str(item.sample.relative_to(ROOT))
+        if not item.sample.exists():
+            page = pages[0].relative_to(ROOT)
+            print(f"FAILED      {page}: includes build/outputs/{item.name}.txt, but {name} does not exist", file=sys.stderr)
+            failures.append(name)
+            continue
+        key = cache_key(item, mode)
+        recorded = _recorded(item)
+        if not force and recorded and recorded.get("cache_key") == key and item.output.exists():
+            print(f"up to date  {name}  (ran {recorded['date']}, {recorded['seconds']} s)")
+            records[name] = recorded
+            continue
+        print(f"running     {name} ...", flush=True)
+        record, error = run_sample(item, mode, key)
+        if error:
+            print(f"FAILED      {error}", file=sys.stderr)
+            item.output.unlink(missing_ok=True)
+            item.record.unlink(missing_ok=True)
+            failures.append(name)
+        else:
+            print(f"ran         {name}  in {record['seconds']} s")
+        records[name] = record
+    return records, failures
