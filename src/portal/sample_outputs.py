@@ -117,7 +117,10 @@ def run(mode: str, force: bool = False) -> tuple[dict[str, dict], list[str]]:
         name = str(item.sample.relative_to(ROOT))
         if not item.sample.exists():
             page = pages[0].relative_to(ROOT)
-            print(f"FAILED      {page}: includes build/outputs/{item.name}.txt, but {name} does not exist", file=sys.stderr)
+            print(
+                f"FAILED      {page}: includes build/outputs/{item.name}.txt, but {name} does not exist",
+                file=sys.stderr,
+            )
             failures.append(name)
             continue
         key = cache_key(item, mode)

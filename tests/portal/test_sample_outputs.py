@@ -61,4 +61,7 @@ def test_an_include_of_a_missing_sample_names_the_page(repo, capsys, quick):
     write(repo / "docs/guide/page.md", PAGE)
     assert execute.run() == 1
     out = capsys.readouterr().err
-    assert "docs/guide/page.md: includes build/outputs/demo/hello.txt, but samples/demo/hello.py does not exist" in out
+    assert (
+        "docs/guide/page.md: includes build/outputs/demo/hello.txt, but samples/demo/hello.py does not exist"
+        in out
+    )
