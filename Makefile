@@ -16,7 +16,7 @@ FORCE ?=
 # LANG is also the locale variable of the shell; only a LANG given on the make command line is ours.
 GUIDE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),en)
 
-.PHONY: help env serve build execute test lint unit samples site-check browser bench-site offline new-guide stamp clean
+.PHONY: help env serve build execute test lint unit samples site-check browser bench-site offline new-guide stamp workshop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -74,6 +74,9 @@ test: env ## everything CI checks, with a timing per stage
 
 bench-site: build ## Lighthouse on home, tutorial, heaviest notebook (en, zh) at Slow 3G: median of RUNS (3)
 	$(PY) -m portal.bench_site --runs $(or $(RUNS),3)
+
+workshop: execute ## learner + instructor notebooks in build/workshop/, then JupyterLab (127.0.0.1) on the learner set
+	$(PY) -m portal.workshop serve $(if $(PORT),--port $(PORT))
 
 offline: execute ## one archive with the whole site (search works from file://) and the notebooks
 	$(VENV)/bin/mkdocs build --strict -f mkdocs.offline.yml

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from portal import execute, frontmatter, notebooks, paths, sample_outputs, scaffold, translations
+from portal import execute, frontmatter, notebooks, paths, sample_outputs, scaffold, translations, workshop
 
-MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold, sample_outputs)
+MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold, sample_outputs, workshop)
 
 
 @pytest.fixture
