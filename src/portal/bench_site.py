@@ -12,8 +12,10 @@ run, so this reports them and never fails on them; `make test` enforces the dete
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 from portal import budgets
@@ -41,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rows = []
-    with serve(SITE) as base:
+    # A copy: a build started while the bench runs (make serve, an editor's save) must not pull pages away.
+    with (
+        tempfile.TemporaryDirectory(prefix="lma-bench-") as tmp,
+        serve(shutil.copytree(SITE, Path(tmp) / "site")) as base,
+    ):
         for page in budgets.audited_pages():
             for profile, flags in PROFILES.items():
                 runs = [audit(base + page.path, throttling=flags) for _ in range(args.runs)]
@@ -53,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
                 if profile.startswith("slow-3g"):
                     budget_ok = budget_ok and lcp <= page.lcp_budget_ms
                 rows.append((page, profile, kb, perf, a11y, lcp, budget_ok))
-                print(f"  measured {page.path or '/'} ({profile})", file=sys.stderr, flush=True)
+                print(
+                    f"  /{page.path} ({profile}): {kb:.0f} KB, performance {perf:.0f}, accessibility {a11y:.0f}, "
+                    f"LCP {lcp / 1000:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     lines = [
         f"Lighthouse (mobile), median of {args.runs} run(s), site served from 127.0.0.1 with gzip",

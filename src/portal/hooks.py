@@ -426,18 +426,31 @@ X.open=function(m,u,...a){this.lmaLazy=String(u).includes("search/search_index.j
 X.send=function(...a){if(!this.lmaLazy)return send.apply(this,a);ready.then(()=>send.apply(this,a))}})()</script>"""
 
 
+# Everything the first paint does not need (Material's stylesheets and its script bundle) is requested only
+# once the browser reports the page's first (largest) contentful paint, or 3 s after "load" where it cannot
+# (a hidden tab paints nothing; browsers without paint timing start at "load"). On a slow link those downloads would otherwise share the
+# bandwidth with the page itself, and Lighthouse's simulated Slow 3G counts every request that starts
+# before the largest paint as holding it up, blocking or not. Stylesheets keep their place in <head> (the
+# cascade is unchanged): each waits as a <link> without href until the loader gives it one. Material's
+# bundle starts on DOMContentLoaded and sizes its sidebars on window "load", both long past by then, so
+# the loader replays them once the bundle has run.
+_LOADER = """<script>(()=>{let started=false;const go=()=>{if(started)return;started=true;
+for(const l of document.querySelectorAll("link[data-lma-href]")){l.onload=()=>{l.media="all";lmaStyled()};l.onerror=lmaStyled;l.href=l.dataset.lmaHref}
+const scripts=JSON.parse(document.getElementById("lma-scripts").textContent);scripts.forEach((src,i)=>{const s=document.createElement("script");
+s.src=src;s.async=false;if(i===scripts.length-1)s.onload=()=>{document.dispatchEvent(new Event("DOMContentLoaded"));dispatchEvent(new Event("load"))};
+document.body.appendChild(s)})};
+const types=PerformanceObserver.supportedEntryTypes||[],type=["largest-contentful-paint","paint"].find(t=>types.includes(t));
+if(type)new PerformanceObserver(()=>setTimeout(go,50)).observe({type,buffered:true});
+addEventListener("load",()=>setTimeout(go,type?3000:0),{once:true})})()</script>"""
+
+
 def _critical_head(output: str) -> str:
-    """Inline the critical CSS, load the stylesheets without blocking the first paint, lazy search index."""
+    """Inline the critical CSS, hold the stylesheets for the loader, lazy search index."""
     links = _STYLESHEET.findall(output)
     if not links:
         return output
-    # A stylesheet for media "print" does not block rendering and loads at low priority; on load it
-    # switches to "all". The links keep their document order, so the cascade is unchanged. When the
-    # last one has loaded, lma-loading goes and the critical rules with it.
-    lazy = "".join(
-        f'<link rel="stylesheet" href="{href}" media="print" onload="this.media=\'all\';lmaStyled()" onerror="lmaStyled()">'
-        for href in links
-    )
+    # media "print" until loaded, so that a stylesheet arriving early never blocks rendering either.
+    held = "".join(f'<link rel="stylesheet" data-lma-href="{href}" media="print">' for href in links)
     loading = (
         '<script>document.documentElement.classList.add("lma-loading");'
         f"var lmaPending={len(links)};function lmaStyled(){{--lmaPending||"
@@ -446,41 +459,44 @@ def _critical_head(output: str) -> str:
     fallback = "<noscript>" + "".join(f'<link rel="stylesheet" href="{h}">' for h in links) + "</noscript>"
     at = _STYLESHEET.search(output).start()
     output = output[:at] + "\0" + _STYLESHEET.sub("", output[at:])
-    head = f"{loading}<style>{CRITICAL_CSS}</style>{lazy}{fallback}{_LAZY_SEARCH_INDEX}"
+    head = f"{loading}<style>{CRITICAL_CSS}</style>{held}{fallback}{_LAZY_SEARCH_INDEX}"
     return output.replace("\0", head, 1)
+
+
+_BUNDLE = re.compile(r'<script src="([^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js)"></script>')
+
+
+def _deferred_scripts(output: str, before_bundle: list[str]) -> str:
+    """Replace Material's bundle tag with the loader, which runs `before_bundle`, then the bundle."""
+    bundle = _BUNDLE.search(output)
+    if not bundle:
+        return output
+    scripts = json.dumps([*before_bundle, bundle.group(1)])
+    tag = f'<script type="application/json" id="lma-scripts">{scripts}</script>{_LOADER}'
+    return output[: bundle.start()] + tag + output[bundle.end() :]
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     output = _inline_diagrams(output, page)
     output = _critical_head(output)
-    # Material's bundle sits at the end of <body> but still blocks the first paint on a slow link;
-    # `defer` runs it at the same point (after parsing) without holding up rendering.
-    output = re.sub(
-        r'<script src="([^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js)"></script>',
-        r'<script src="\1" defer></script>',
-        output,
-    )
     # Material fetches <alternate href>/sitemap.xml on every page and, on a click of the language
     # switcher, looks the page up in it; its lookup keeps the sitemap's port (site_url's), so wherever the
     # site is served on another port it sends readers to the other language's home page. The i18n plugin
     # already points the switcher's links at the same page in the other language, so drop the tags:
     # no sitemap requests, no lookup. Search engines get hreflang alternates from sitemap.xml.
     output = _ALTERNATE.sub("", output)
-    # A diagram left unrendered (no Chromium here): Material would fetch mermaid from unpkg.com, so
-    # load our pinned copy instead, and only on pages that have one.
+    before_bundle = []
+    # A diagram left unrendered (no Chromium here): Material would fetch mermaid from unpkg.com, so load
+    # our pinned copy instead (before the bundle, which loads unpkg's unless `mermaid` is defined), and
+    # only on pages that have one.
     if 'class="mermaid"' in output:
         if not MERMAID.exists():
             raise PluginError(
                 f"{page.file.src_uri}: has a mermaid diagram but {MERMAID} is missing: run `make env`"
             )
-        depth = page.url.count("/")
-        script = f'<script src="{"../" * depth}{MERMAID_DEST}" defer></script>'
-        # Before Material's bundle, which loads mermaid from unpkg.com unless `mermaid` is defined.
-        bundle = re.search(r'<script src="[^"]*assets/javascripts/bundle\.', output)
-        at = bundle.start() if bundle else output.rindex("</body>")
-        output = output[:at] + script + output[at:]
+        before_bundle.append("../" * page.url.count("/") + MERMAID_DEST)
         _needs_mermaid_script.add(page.file.src_uri)
-    return output
+    return _deferred_scripts(output, before_bundle)
 
 
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has built every language and written the search index

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from page_ready import wait_until_ready
 from playwright.sync_api import Browser
 
 from portal.lighthouse import serve
@@ -37,7 +38,7 @@ def test_every_page_passes_axe_in_both_palettes(browser: Browser, site_dir: Path
         page = context.new_page()
         for path in pages(site_dir):
             page.goto(base + path, wait_until="load")
-            page.wait_for_function("!document.documentElement.classList.contains('lma-loading')")
+            wait_until_ready(page)
             page.wait_for_timeout(500)  # Material animates the tabs in; measure colours once they settle
             page.add_script_tag(path=str(AXE))
             for palette in PALETTES:

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from page_ready import wait_until_ready
 from playwright.sync_api import Browser, Page
 
 from portal.offline import ARCHIVE
@@ -64,14 +65,17 @@ def test_start_page_leads_to_the_site(offline_page: Page, bundle: Path):
 @pytest.mark.parametrize(("start", "query"), [("site/index.html", "jitter"), ("site/zh/index.html", "缓冲")])
 def test_search_works_from_file(offline_page: Page, bundle: Path, start: str, query: str):
     offline_page.goto((bundle / start).as_uri())
+    wait_until_ready(offline_page)
     assert search(offline_page, query) >= 1, f"searching {query!r} from file://{start} found nothing"
 
 
 def test_links_lead_to_rendered_pages(offline_page: Page, bundle: Path):
     offline_page.goto((bundle / "site/get-started/first-call.html").as_uri())
+    wait_until_ready(offline_page)
     offline_page.locator("a[href='measure-first-call.html']").first.click()
     offline_page.wait_for_url("**/get-started/measure-first-call.html")
     assert offline_page.locator(".jp-Cell").count() > 5, "the notebook page has no rendered cells"
+    wait_until_ready(offline_page)
     offline_page.locator(".md-select a[hreflang=zh]").first.dispatch_event("click")
     offline_page.wait_for_url("**/zh/get-started/measure-first-call.html")
     assert (bundle / "notebooks/get-started/measure-first-call.ipynb").exists()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+from page_ready import wait_until_ready
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -46,6 +47,7 @@ def visit(page: Page, path: str, shot: Screenshot | None = None, name: str = "")
         f"GET {path}: {response.status if response else 'no response'}"
     )
     page.wait_for_load_state("load")
+    wait_until_ready(page)
     check_language_links(page)
     if shot is not None:
         shot(page, name)
