@@ -62,9 +62,21 @@ def included_outputs() -> dict[SampleOutput, list[Path]]:
     return found
 
 
+def sample_files(item: SampleOutput) -> list[Path]:
+    """The files a sample's output depends on: the sample, or the whole folder of a sample that has one
+    (samples/sdk/browser_call/browser_call.py and the server, bot and page beside it)."""
+    if item.sample.parent.name == item.sample.stem:
+        return sorted(
+            p for p in item.sample.parent.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
+    return [item.sample]
+
+
 def cache_key(item: SampleOutput, mode: str) -> str:
     digest = hashlib.sha256()
-    digest.update(item.sample.read_bytes())
+    for path in sample_files(item):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     for path in sorted((ROOT / "src" / "rtclab").rglob("*")):
         if path.is_file() and path.suffix in {".py", ".yaml", ".json"}:
             digest.update(str(path.relative_to(ROOT)).encode())

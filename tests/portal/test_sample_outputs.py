@@ -65,3 +65,18 @@ def test_an_include_of_a_missing_sample_names_the_page(repo, capsys, quick):
         "docs/guide/page.md: includes build/outputs/demo/hello.txt, but samples/demo/hello.py does not exist"
         in out
     )
+
+
+def test_a_sample_in_a_folder_of_its_own_reruns_when_any_file_there_changes(repo, capsys, quick):
+    write(
+        repo / "docs/page.md",
+        'Output:\n\n```text\n--8<-- "build/outputs/demo/app/app.py.txt"\n```\n'.replace(".py.txt", ".txt"),
+    )
+    write(repo / "samples/demo/app/app.py", "print(open('samples/demo/app/page.html').read())\n")
+    write(repo / "samples/demo/app/page.html", "<p>one</p>")
+    assert execute.run() == 0
+    capsys.readouterr()
+    write(repo / "samples/demo/app/page.html", "<p>two</p>")
+    assert execute.run() == 0
+    assert "running     samples/demo/app/app.py" in capsys.readouterr().out
+    assert (repo / "build/outputs/demo/app/app.txt").read_text(encoding="utf-8") == "<p>two</p>\n"
