@@ -70,7 +70,7 @@ def test_an_include_of_a_missing_sample_names_the_page(repo, capsys, quick):
 def test_a_sample_in_a_folder_of_its_own_reruns_when_any_file_there_changes(repo, capsys, quick):
     write(
         repo / "docs/page.md",
-        'Output:\n\n```text\n--8<-- "build/outputs/demo/app/app.py.txt"\n```\n'.replace(".py.txt", ".txt"),
+        'Output:\n\n```text\n--8<-- "build/outputs/demo/app/app.txt"\n```\n',
     )
     write(repo / "samples/demo/app/app.py", "print(open('samples/demo/app/page.html').read())\n")
     write(repo / "samples/demo/app/page.html", "<p>one</p>")
