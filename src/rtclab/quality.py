@@ -8,7 +8,8 @@ Three ways to put a number on a call, from cheapest to most faithful:
   delay and loss *usually* do to speech.
 * From the audio itself (`pesq_mos`, `stoi_score`, `visqol_mos`): compare what was sent with
   what came out, after `align` has found the delay between them.
-* From video frames (`ssim`, `psnr`): compare a sent frame with the received one.
+* From video frames (`ssim`, `psnr`): compare a sent frame with the received one; and from the frame
+  counter the test pattern carries (`match_video_frames`): per-frame end-to-end delay, lost frames, freezes.
 
 How the three network-based estimates differ (each is a simplified E-model; inputs rtt, jitter, loss):
 
@@ -33,19 +34,28 @@ is non-linear and saturates (95 is the ceiling), and its delay term only bites p
 
 from __future__ import annotations
 
+import bisect
 import math
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import gcd
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from scipy import signal as _signal
+
+if TYPE_CHECKING:
+    from rtclab.stats import FreezeReport
 
 __all__ = [
     "CODECS",
     "LIVEKIT_LOSS_WEIGHTS",
     "Alignment",
     "CodecImpairment",
+    "FrameDelivery",
+    "VideoFrameReport",
     "ToolNotInstalledError",
     "align",
     "delay_impairment",
@@ -53,6 +63,7 @@ __all__ = [
     "livekit_mos",
     "livekit_quality",
     "livekit_score",
+    "match_video_frames",
     "mos_from_r",
     "pesq_mos",
     "psnr",
@@ -724,3 +735,149 @@ def ssim(reference: npt.ArrayLike, degraded: npt.ArrayLike, *, data_range: float
     numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     return float(np.mean(numerator / denominator))
+
+
+# --- video: frames matched by counter --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameDelivery:
+    """One sent frame that came out at the receiver.
+
+    Attributes:
+        index: Frame index at the sender (unwrapped, from 0).
+        sent_s: When the sender handed it to the encoder, in seconds.
+        received_s: When the receiver's decoder gave it out, same clock.
+        delay_ms: ``received_s - sent_s`` in ms: capture-to-decode delay (encode, pacing, network,
+            jitter buffer, decode), i.e. end to end minus rendering.
+    """
+
+    index: int
+    sent_s: float
+    received_s: float
+    delay_ms: float
+
+
+@dataclass(frozen=True)
+class VideoFrameReport:
+    """Sent frames matched with received ones by the counter in the picture.
+
+    Attributes:
+        frames_sent: Sent frames considered: from the first sent up to the last one received (frames sent
+            later may still have been in flight when the recording stopped).
+        frames_delivered: Sent frames that came out at least once.
+        frames_lost: ``frames_sent - frames_delivered``: not matched with any received frame, i.e. never
+            decoded (dropped on the network and not repaired, or skipped by the decoder until the next
+            keyframe) or decoded with an unreadable counter (at most ``frames_unreadable`` of them).
+        frames_unreadable: Received frames whose counter could not be read.
+        frames_repeated: Received frames whose counter was already seen or is older than one already seen
+            (not new pictures: a player would not show them).
+        lost_indexes: The lost frame indexes, in order.
+        deliveries: One `FrameDelivery` per delivered frame, in sending order.
+        freezes: Stalls between new pictures (`rtclab.stats.freezes`, video: above 600 ms by default).
+    """
+
+    frames_sent: int
+    frames_delivered: int
+    frames_lost: int
+    frames_unreadable: int
+    frames_repeated: int
+    lost_indexes: tuple[int, ...]
+    deliveries: tuple[FrameDelivery, ...]
+    freezes: FreezeReport
+
+    @property
+    def loss_fraction(self) -> float:
+        """Lost frames over sent frames (0 when nothing was sent)."""
+        return self.frames_lost / self.frames_sent if self.frames_sent else 0.0
+
+    @property
+    def median_delay_ms(self) -> float | None:
+        """Median end-to-end delay of delivered frames, ms (None if none)."""
+        return statistics.median(d.delay_ms for d in self.deliveries) if self.deliveries else None
+
+    def delay_percentile_ms(self, percent: float) -> float | None:
+        """A percentile of the delivered frames' delay, ms (None if none).
+
+        Args:
+            percent: 0-100.
+        """
+        if not 0 <= percent <= 100:
+            raise ValueError("percent must be between 0 and 100")
+        if not self.deliveries:
+            return None
+        return float(np.percentile([d.delay_ms for d in self.deliveries], percent))
+
+
+def match_video_frames(
+    sent: Iterable[tuple[int, float]],
+    received: Iterable[tuple[int | None, float]],
+    *,
+    modulus: int = 1 << 16,
+    freeze_threshold_ms: float | None = None,
+) -> VideoFrameReport:
+    """Match received frames to sent ones by the counter drawn in the picture.
+
+    Counters wrap (`rtclab.signals.COUNTER_MODULUS`), so a received counter is matched with the most recent
+    sent frame carrying it that was sent before it arrived (with 10 ms of slack for clock granularity).
+    Freezes are measured on the arrival of new pictures: unreadable frames count as new (we cannot tell),
+    repeated or older counters do not.
+
+    Args:
+        sent: ``(frame index, sent time in s)`` per sent frame, e.g.
+            `rtclab.signals.ColorBarsVideoTrack.sent_times`.
+        received: ``(counter or None, arrival time in s)`` per decoded frame, on the same clock, e.g.
+            `rtclab.recording.VideoRecorder.counters_and_times`.
+        modulus: The counter's modulus.
+        freeze_threshold_ms: Stall that counts as a freeze (None: 600 ms, `rtclab.stats.FREEZE_THRESHOLDS_MS`).
+
+    Returns:
+        Delays, losses and freezes.
+
+    Raises:
+        ValueError: If a received counter is outside ``0..modulus-1`` or the modulus is not positive.
+    """
+    from rtclab.stats import freezes  # stats imports this module lazily too; keep both imports lazy
+
+    if modulus <= 0:
+        raise ValueError("modulus must be positive")
+    by_counter: dict[int, list[tuple[float, int]]] = {}
+    sent_frames = sorted((int(i), float(t)) for i, t in sent)
+    for index, sent_s in sent_frames:
+        by_counter.setdefault(index % modulus, []).append((sent_s, index))
+    delivered: dict[int, FrameDelivery] = {}
+    unreadable = repeated = 0
+    picture_times: list[float] = []
+    newest = -1
+    for counter, received_s in sorted(received, key=lambda pair: pair[1]):
+        if counter is None:
+            unreadable += 1
+            picture_times.append(received_s)
+            continue
+        if not 0 <= counter < modulus:
+            raise ValueError(f"counter {counter} outside 0..{modulus - 1}")
+        candidates = by_counter.get(counter, [])
+        position = bisect.bisect_right(candidates, (received_s + 0.010, math.inf)) - 1
+        if position < 0:
+            unreadable += 1  # a counter that was never sent: a misread the check bits let through
+            continue
+        sent_s, index = candidates[position]
+        if index in delivered or index < newest:
+            repeated += 1
+            continue
+        newest = index
+        picture_times.append(received_s)
+        delivered[index] = FrameDelivery(index, sent_s, received_s, (received_s - sent_s) * 1000)
+    last = max(delivered, default=None)
+    window = [index for index, _ in sent_frames if last is not None and index <= last]
+    lost = tuple(index for index in window if index not in delivered)
+    return VideoFrameReport(
+        frames_sent=len(window),
+        frames_delivered=len(delivered),
+        frames_lost=len(lost),
+        frames_unreadable=unreadable,
+        frames_repeated=repeated,
+        lost_indexes=lost,
+        deliveries=tuple(delivered[i] for i in sorted(delivered)),
+        freezes=freezes(picture_times, "video", threshold_ms=freeze_threshold_ms),
+    )

@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
 from rtclab.call import LoopbackCall
+from rtclab.encoders import VideoEncoderSettings
 from rtclab.loopback import candidate_addresses
 
 
@@ -43,6 +45,14 @@ def test_short_call_connects_receives_and_samples(caplog):
     assert 0 < t.connected_ms < 5000
     assert t.connected_ms < t.first_video_ms < 5000
     assert t.connected_ms < t.first_audio_ms < 5000
+    # The parts of connecting, in the order they happen.
+    assert 0 < t.caller_gathering_ms < t.connected_ms and 0 < t.callee_gathering_ms < t.connected_ms
+    assert t.caller_gathering_ms < t.ice_checking_ms < t.ice_completed_ms <= t.connected_ms + 1
+    assert t.ice_checking_ms < t.dtls_connecting_ms < t.dtls_connected_ms <= t.connected_ms + 1
+    assert t.ice_ms == pytest.approx(t.ice_completed_ms - t.ice_checking_ms)
+    assert 0 < t.dtls_ms < t.connected_ms
+    assert call.codecs == {"audio": "audio/opus", "video": "video/VP8"}
+    assert call.recording is None and call.encoders == {}
     assert call.frames_received["audio"] > 10
     assert call.frames_received["video"] > 10
     first_ms = {"audio": t.first_audio_ms, "video": t.first_video_ms}
@@ -104,10 +114,91 @@ def test_a_failed_start_closes_both_peers(monkeypatch, caplog):
     assert caplog.text == ""
 
 
-@pytest.mark.parametrize("kwargs", [{"sample_interval": 0}, {"sample_interval": 61}, {"connect_timeout": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sample_interval": 0},
+        {"sample_interval": 61},
+        {"connect_timeout": 0},
+        {"audio_codec": "VP8"},
+        {"video_codec": "AV1"},
+        {"record_seconds": 0},
+    ],
+)
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         LoopbackCall(**kwargs)
+
+
+def test_chosen_codecs_tuned_encoder_and_recording():
+    settings = VideoEncoderSettings(max_kbps=150, h264_preset="ultrafast")
+
+    async def scenario() -> LoopbackCall:
+        call = LoopbackCall(audio_codec="PCMU", video_codec="H264", video_encoder=settings, record_seconds=10)
+        async with call:
+            await call.wait_for_first_frames(timeout=5)
+            await call.run(2.5)
+        return call
+
+    call = asyncio.run(scenario())
+    assert call.codecs == {"audio": "audio/PCMU", "video": "video/H264"}
+    encoder = call.encoders["video"]
+    assert encoder.settings is settings and encoder.max_bitrate == 150_000
+    assert encoder.stats.frames > 30 and encoder.stats.ms_per_frame > 0  # aiortc really used it
+
+    video = call.video_report()
+    assert video.frames_sent > 30
+    assert video.frames_delivered >= 0.8 * video.frames_sent
+    assert call.recording.video.readable_fraction > 0.9
+    assert 0 < video.median_delay_ms < 1000
+    assert video.freezes.events == ()
+
+    audio = call.recording.audio
+    assert 1.5 < audio.duration_s < 4 and audio.samples.dtype.name == "float32"
+    alignment, delay_ms = call.align_audio()
+    assert alignment.correlation > 0.8  # G.711 keeps the waveform
+    assert 0 < delay_ms < 1000
+    first = audio.arrival_s[0] * 1000
+    assert first == pytest.approx(call.timings.first_audio_ms, abs=1)
+
+
+def test_a_bitrate_cap_lowers_the_video_bitrate():
+    async def video_kbps(settings: VideoEncoderSettings | None) -> float:
+        async with LoopbackCall(video_encoder=settings, sample_interval=0.5) as call:
+            await call.wait_for_first_frames(timeout=5)
+            await call.run(2.5)
+        return next(s for s in call.summary() if s.kind == "video").bitrate_kbps
+
+    free = asyncio.run(video_kbps(None))
+    capped = asyncio.run(video_kbps(VideoEncoderSettings(target_kbps=40, max_kbps=40)))
+    assert capped < 0.6 * free
+    assert capped < 40 * 2  # packet headers and the first keyframe on top of the cap
+
+
+def test_reports_need_a_recording():
+    call = LoopbackCall()
+    with pytest.raises(RuntimeError, match="record_seconds"):
+        call.video_report()
+    with pytest.raises(RuntimeError, match="record_seconds"):
+        call.align_audio()
+
+
+def test_closing_leaves_no_pending_task_or_open_transport(caplog):
+    # asyncio's debug mode reports tasks destroyed while pending, never-retrieved exceptions and slow
+    # callbacks; warnings "always" makes every ResourceWarning (unclosed transport, socket) visible.
+    async def scenario() -> None:
+        async with LoopbackCall(record_seconds=5, audio_codec="G722") as call:
+            await call.wait_for_first_frames(timeout=5)
+            await call.run(1)
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG, logger="asyncio"):
+        warnings.simplefilter("always")
+        asyncio.run(scenario(), debug=True)
+        gc.collect()
+    resource = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert resource == []
+    for message in ("Task was destroyed", "never retrieved", "unclosed", "Event loop is closed"):
+        assert message not in caplog.text
 
 
 def _can_make_network_namespace() -> bool:

@@ -18,6 +18,7 @@ from rtclab.quality import (
     livekit_mos,
     livekit_quality,
     livekit_score,
+    match_video_frames,
     mos_from_r,
     pesq_mos,
     psnr,
@@ -420,3 +421,66 @@ def test_ssim_is_at_most_one_and_symmetric(seed):
     y = rng.integers(0, 256, size=(16, 16)).astype(np.float64)
     assert ssim(x, y) <= 1.0 + 1e-12
     assert ssim(x, y) == pytest.approx(ssim(y, x))
+
+
+# --- video frames matched by counter ---
+
+
+def sent_frames(count, fps=30.0, start=0):
+    return [(i, (i - start) / fps) for i in range(start, start + count)]
+
+
+def test_every_frame_delivered_with_a_constant_delay():
+    sent = sent_frames(60)
+    received = [(i, t + 0.05) for i, t in sent]
+    report = match_video_frames(sent, received)
+    assert report.frames_sent == report.frames_delivered == 60
+    assert report.frames_lost == 0 and report.loss_fraction == 0
+    assert report.median_delay_ms == pytest.approx(50)
+    assert report.delay_percentile_ms(95) == pytest.approx(50)
+    assert report.freezes.events == ()
+
+
+def test_lost_unreadable_repeated_and_a_freeze():
+    sent = sent_frames(90)
+    received = []
+    for i, t in sent:
+        if 30 <= i < 55 or i in (58, 89):  # 30-54 (833 ms) never arrive: a freeze; 89 is still in flight
+            continue
+        if i % 10 == 0:
+            received.append((None, t + 0.04))  # decoded but unreadable: 0, 10, 20, 60, 70, 80
+            continue
+        received.append((i, t + 0.04 + (0.1 if i == 88 else 0)))
+    received.append((12, 12 / 30 + 0.1))  # the same picture again
+    received.append((58, 59 / 30 + 0.05))  # arrives after 59: too late to be shown, counted lost
+    report = match_video_frames(sent, received)
+    assert report.frames_sent == 89  # up to the last one delivered (88): 89 may still be in flight
+    assert report.frames_unreadable == 6
+    assert report.frames_repeated == 2
+    assert report.lost_indexes == (0, 10, 20, *range(30, 55), 58, 60, 70, 80)
+    assert report.frames_lost == report.frames_sent - report.frames_delivered == 32
+    (freeze,) = report.freezes.events
+    assert freeze.start_s == pytest.approx(29 / 30 + 0.04)
+    assert freeze.duration_s == pytest.approx(55 / 30 - 29 / 30)
+    assert report.deliveries[-1].index == 88
+    assert max(d.delay_ms for d in report.deliveries) == pytest.approx(140)
+
+
+def test_counters_wrap_around():
+    modulus = 16
+    sent = sent_frames(40)
+    received = [(i % modulus, t + 0.03) for i, t in sent if i != 20]
+    report = match_video_frames(sent, received, modulus=modulus)
+    assert report.frames_delivered == 39
+    assert report.lost_indexes == (20,)
+    assert all(d.delay_ms == pytest.approx(30) for d in report.deliveries)
+
+
+def test_a_counter_never_sent_is_not_a_delivery():
+    report = match_video_frames(sent_frames(5), [(3, 1.0), (4000, 1.1)])
+    assert report.frames_delivered == 1 and report.frames_unreadable == 1
+    assert report.frames_lost == 3
+    with pytest.raises(ValueError):
+        match_video_frames(sent_frames(5), [(70000, 1.0)])
+    empty = match_video_frames([], [])
+    assert empty.frames_sent == 0 and empty.median_delay_ms is None and empty.loss_fraction == 0
