@@ -1,11 +1,17 @@
 """Turn aiortc ``getStats()`` reports into plain records with real units: jitter and RTT in ms, loss as a
 fraction, bitrate in kbit/s from two readings of a byte counter; then into a table, freeze events and a MOS.
+
+aiortc's receiver stats have a trap for video: a video stream and its retransmission (RTX) stream share one
+``inbound-rtp`` id, so once a retransmission has arrived, ``getStats()`` describes the RTX stream instead of
+the video (see `get_stats`). Read the receiving peer with `get_stats` to get the video stream's own numbers;
+`media_snapshots` matches SSRCs, so it never takes the RTX stream's numbers for the video's.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from aiortc import RTCPeerConnection
+    from aiortc.stats import RTCStatsReport
 
 __all__ = [
     "CLOCK_RATES",
@@ -29,9 +37,11 @@ __all__ = [
     "format_summary",
     "fraction_lost",
     "freezes",
+    "get_stats",
     "jitter_ms",
     "media_snapshots",
     "rtt_ms",
+    "rtx_ssrcs",
     "summarize",
     "to_dataframe",
 ]
@@ -129,6 +139,12 @@ class MediaSnapshot:
         jitter_ms: Interarrival jitter measured by the receiver (``inbound-rtp.jitter``), in ms.
         fraction_lost: Loss in the last RTCP interval, 0-1 (``remote-inbound-rtp.fractionLost`` / 256).
         rtt_ms: Round-trip time from RTCP, in ms (``remote-inbound-rtp.roundTripTime``).
+        received_from: Where ``packets_received``, ``packets_lost`` and ``jitter_ms`` come from:
+            ``"inbound-rtp"`` (the receiver's own counters for the sent SSRC, current), ``"rtcp"`` (the
+            receiver's last RTCP report as the sender saw it in ``remote-inbound-rtp``, up to about 1.5 s
+            old, its ``packetsReceived`` counted by the sender as sent minus lost) when the receiver's entry
+            describes another SSRC (aiortc's RTX trap, see `get_stats`), or ``"none"`` (nothing received
+            yet, or only another SSRC's entry and no RTCP report yet: then the counters are 0).
     """
 
     kind: str
@@ -140,6 +156,7 @@ class MediaSnapshot:
     jitter_ms: float | None = None
     fraction_lost: float | None = None
     rtt_ms: float | None = None
+    received_from: str = "inbound-rtp"
 
 
 def _of_type(report: Mapping[str, Any], stat_type: str, kind: str) -> list[Any]:
@@ -156,11 +173,17 @@ def media_snapshots(
 ) -> list[MediaSnapshot]:
     """Read one snapshot per media kind from the two peers' ``getStats()`` reports.
 
-    With several streams of one kind, counters are added up and jitter, loss and RTT take the worst stream.
+    The receiver's ``inbound-rtp`` entries are matched to the sender's ``outbound-rtp`` by SSRC: an entry
+    about any other SSRC (a retransmission stream) is never counted as the media. When no entry of a kind
+    matches but one describes another SSRC (aiortc's plain ``getStats()`` after the first video
+    retransmission, see `get_stats`), the receiver-side numbers come from the receiver's last RTCP report
+    instead (``received_from="rtcp"``).
+    Read the receiving peer with `get_stats` to keep them current. With several streams of one kind,
+    counters are added up and jitter, loss and RTT take the worst stream.
 
     Args:
         sender: ``await sending_pc.getStats()``.
-        receiver: ``await receiving_pc.getStats()``.
+        receiver: ``await get_stats(receiving_pc)`` (or ``await receiving_pc.getStats()``).
         at_s: Time of the reading, in seconds.
         kinds: Media kinds to read; a kind the sender does not send is left out.
 
@@ -172,22 +195,113 @@ def media_snapshots(
         outbound = _of_type(sender, "outbound-rtp", kind)
         if not outbound:
             continue
+        sent_ssrcs = {s.ssrc for s in outbound}
         remote_inbound = _of_type(sender, "remote-inbound-rtp", kind)
-        inbound = _of_type(receiver, "inbound-rtp", kind)
+        any_inbound = _of_type(receiver, "inbound-rtp", kind)
+        inbound = [s for s in any_inbound if s.ssrc in sent_ssrcs]
+        clock_rate = CLOCK_RATES[kind]
+        if inbound:
+            received_from, received = "inbound-rtp", inbound
+        elif any_inbound and remote_inbound:  # the receiver's entry describes another SSRC: RTX
+            received_from, received = "rtcp", remote_inbound
+        else:
+            received_from, received = "none", []
         snapshots.append(
             MediaSnapshot(
                 kind=kind,
                 at_s=at_s,
                 packets_sent=sum(s.packetsSent for s in outbound),
                 bytes_sent=sum(s.bytesSent for s in outbound),
-                packets_received=sum(s.packetsReceived for s in inbound),
-                packets_lost=sum(s.packetsLost for s in inbound),
-                jitter_ms=_worst(jitter_ms(s.jitter, CLOCK_RATES[kind]) for s in inbound),
+                packets_received=sum(s.packetsReceived for s in received),
+                packets_lost=sum(s.packetsLost for s in received),
+                jitter_ms=_worst(jitter_ms(s.jitter, clock_rate) for s in received),
                 fraction_lost=_worst(fraction_lost(int(s.fractionLost)) for s in remote_inbound),
                 rtt_ms=_worst(rtt_ms(s.roundTripTime) for s in remote_inbound),
+                received_from=received_from,
             )
         )
     return snapshots
+
+
+# --- aiortc's RTX trap -----------------------------------------------------------------------------------------
+
+# a=ssrc-group:FID <media SSRC> <retransmission SSRC> (RFC 4588 section 8.7; RFC 5576 section 4.2)
+_FID_GROUP = re.compile(r"^a=ssrc-group:FID (\d+) (\d+)\s*$", re.MULTILINE)
+_REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"  # aiortc's per-SSRC StreamStatistics, keyed by SSRC
+
+
+def rtx_ssrcs(sdp: str) -> dict[int, int]:
+    """Map each retransmission (RTX) SSRC of a session description to the media SSRC it repairs.
+
+    aiortc announces a video sender's RTX stream with ``a=ssrc-group:FID <media> <rtx>`` in its SDP.
+
+    Args:
+        sdp: A session description, e.g. the receiving peer's ``remoteDescription.sdp``.
+
+    Returns:
+        ``{rtx_ssrc: media_ssrc}``; empty when nothing is retransmitted on its own SSRC (audio, or no RTX).
+    """
+    return {int(rtx): int(media) for media, rtx in _FID_GROUP.findall(sdp)}
+
+
+async def get_stats(pc: RTCPeerConnection) -> RTCStatsReport:
+    """``pc.getStats()`` with one ``inbound-rtp`` entry per received *media* SSRC, never the RTX stream's.
+
+    What aiortc 1.16 does: an ``RTCRtpReceiver`` keeps RTP statistics per SSRC it receives, and a video
+    receiver receives two, the video and its retransmissions (RTX, announced in the sender's SDP as
+    ``a=ssrc-group:FID <media> <rtx>``). ``RTCRtpReceiver.getStats()`` turns each into an
+    ``inbound-rtp`` entry but gives every one the same id, ``"inbound-rtp_" + str(id(receiver))``, so in the
+    report each overwrites the one before. SSRCs are kept in order of first arrival, so from the first
+    retransmission on (under any video loss, NACK triggers one within a round trip) the entry describes the RTX
+    stream: its ``packetsReceived`` counts retransmissions only, its ``packetsLost`` and ``jitter`` are the RTX
+    stream's, and the video's own counters are no longer in any report. The sender side is not affected:
+    ``outbound-rtp`` counts media packets only (retransmissions are not counted) and ``remote-inbound-rtp``
+    keeps only receiver-report blocks about the media SSRC.
+
+    This reads the receiver's per-SSRC statistics (aiortc's private ``RTCRtpReceiver.__remote_streams``,
+    the same numbers its ``getStats()`` and RTCP receiver reports use) and writes one entry per media SSRC,
+    leaving the RTX streams (the ``FID`` groups of the remote description) out. If a future aiortc no
+    longer has that attribute, an entry that describes an RTX SSRC is dropped instead (`media_snapshots`
+    then falls back on the RTCP reports).
+
+    Args:
+        pc: A peer connection, usually the one receiving media.
+
+    Returns:
+        The report; the sender-side entries and ``transport`` are those of ``pc.getStats()``.
+    """
+    from aiortc.stats import RTCInboundRtpStreamStats
+
+    report = await pc.getStats()
+    remote = pc.remoteDescription
+    rtx = rtx_ssrcs(remote.sdp) if remote is not None else {}
+    for receiver in pc.getReceivers():
+        entry_id = f"inbound-rtp_{id(receiver)}"
+        entry = report.get(entry_id)
+        if entry is None:  # nothing received yet
+            continue
+        streams = getattr(receiver, _REMOTE_STREAMS, None)
+        if not isinstance(streams, dict):
+            if entry.ssrc in rtx:
+                del report[entry_id]
+            continue
+        del report[entry_id]
+        media = [(ssrc, stream) for ssrc, stream in list(streams.items()) if ssrc not in rtx]
+        for index, (ssrc, stream) in enumerate(media):
+            report.add(
+                RTCInboundRtpStreamStats(
+                    timestamp=entry.timestamp,
+                    type="inbound-rtp",
+                    id=entry_id if index == 0 else f"{entry_id}_{ssrc}",
+                    ssrc=ssrc,
+                    kind=entry.kind,
+                    transportId=entry.transportId,
+                    packetsReceived=stream.packets_received,
+                    packetsLost=stream.packets_lost,
+                    jitter=stream.jitter,
+                )
+            )
+    return report
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Unit conversions and summaries of rtclab.stats, on hand-made aiortc reports."""
 
+import asyncio
 import datetime
 import math
 
@@ -27,9 +28,11 @@ from rtclab.stats import (
     format_summary,
     fraction_lost,
     freezes,
+    get_stats,
     jitter_ms,
     media_snapshots,
     rtt_ms,
+    rtx_ssrcs,
     summarize,
     to_dataframe,
 )
@@ -253,7 +256,21 @@ def test_snapshot_adds_up_streams_of_one_kind_and_keeps_the_worst_jitter():
         jitter=480,
     )
     receiver.add(second)
-    (audio,) = media_snapshots(sender_report(bytes_sent={"audio": 1}), receiver, 0)
+    sender = sender_report(bytes_sent={"audio": 1})
+    sender.add(
+        RTCOutboundRtpStreamStats(
+            timestamp=NOW,
+            type="outbound-rtp",
+            id="outbound-rtp_second",
+            ssrc=3,
+            kind="audio",
+            transportId="transport_1",
+            packetsSent=10,
+            bytesSent=1,
+            trackId="second",
+        )
+    )
+    (audio,) = media_snapshots(sender, receiver, 0)
     assert audio.packets_received == 157
     assert audio.jitter_ms == pytest.approx(10.0)
 
@@ -482,3 +499,164 @@ def test_mos_estimate_needs_an_rtt():
         estimate_mos([audio(1.0, 1, 10, 0, jitter=3.0)])
     with pytest.raises(ValueError, match="no audio snapshot"):
         estimate_mos([])
+
+
+# --- aiortc's RTX trap: a video stream and its retransmissions share one inbound-rtp id ---
+
+RTX_SSRC = 3333
+
+
+def rtx_receiver_report(rtx_received: int = 4) -> RTCStatsReport:
+    """The callee's report once a retransmission came: the video entry describes the RTX SSRC."""
+    report = receiver_report({"audio": 96, "video": 180})
+    report.add(
+        RTCInboundRtpStreamStats(
+            timestamp=NOW,
+            type="inbound-rtp",
+            id="inbound-rtp_video",  # aiortc's id: the same for the media and the RTX stream
+            ssrc=RTX_SSRC,
+            kind="video",
+            transportId="transport_2",
+            packetsReceived=rtx_received,
+            packetsLost=2,
+            jitter=9000,  # 100 ms: RTX packets carry the original timestamps, so their "jitter" is nonsense
+        )
+    )
+    return report
+
+
+def test_an_inbound_entry_about_the_rtx_ssrc_is_never_taken_for_the_video():
+    sender = sender_report(bytes_sent={"audio": 4000, "video": 9000})
+    audio, video = media_snapshots(sender, rtx_receiver_report(), at_s=2.0)
+    assert audio.received_from == "inbound-rtp" and audio.packets_received == 147
+    # The video falls back on the receiver's RTCP report about the media SSRC, not the RTX stream's 4 packets.
+    assert video.received_from == "rtcp"
+    assert video.packets_received == 147 and video.packets_lost == 3
+    assert video.jitter_ms == pytest.approx(0.0)
+
+
+def test_the_matching_entry_is_used_when_it_is_there():
+    (video,) = media_snapshots(sender_report(bytes_sent={"video": 1}), receiver_report({"video": 90}), 0)
+    assert video.received_from == "inbound-rtp"
+    assert video.jitter_ms == pytest.approx(1.0)
+
+
+def test_nothing_received_yet_is_none_not_rtcp():
+    (video,) = media_snapshots(sender_report(bytes_sent={"video": 1}), RTCStatsReport(), 0)
+    assert video.received_from == "none" and video.packets_received == 0
+
+
+def test_rtx_ssrcs_reads_fid_groups():
+    sdp = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96",
+            "a=ssrc:1111 cname:x",
+            "m=video 9 UDP/TLS/RTP/SAVPF 97 98",
+            "a=ssrc-group:FID 2222 3333",
+            "a=ssrc:2222 cname:x",
+            "a=ssrc:3333 cname:x",
+            "",
+        ]
+    )
+    assert rtx_ssrcs(sdp) == {3333: 2222}
+    assert rtx_ssrcs("v=0\r\n") == {}
+
+
+class FakeStream:
+    def __init__(self, received: int, lost: int, jitter: int) -> None:
+        self.packets_received, self.packets_lost, self.jitter = received, lost, jitter
+
+
+class FakePeer:
+    """Just enough of an RTCPeerConnection for get_stats: getStats(), getReceivers(), remoteDescription."""
+
+    def __init__(self, streams: dict | None) -> None:
+        self.receiver = type("Receiver", (), {})()
+        if streams is not None:
+            self.receiver._RTCRtpReceiver__remote_streams = streams
+        self.report = rtx_receiver_report()
+        # aiortc's id for the receiver's entry
+        self.report[f"inbound-rtp_{id(self.receiver)}"] = self.report.pop("inbound-rtp_video")
+        self.remoteDescription = type("Description", (), {"sdp": "a=ssrc-group:FID 2222 3333\r\n"})()
+
+    async def getStats(self) -> RTCStatsReport:
+        report = RTCStatsReport()
+        report.update(self.report)
+        return report
+
+    def getReceivers(self) -> list:
+        return [self.receiver]
+
+
+def inbound_video(report: RTCStatsReport) -> list:
+    return [s for s in report.values() if s.type == "inbound-rtp" and s.kind == "video"]
+
+
+def test_get_stats_rebuilds_the_media_ssrc_entry_from_the_receivers_streams():
+    peer = FakePeer({SSRC["video"]: FakeStream(140, 10, 180), RTX_SSRC: FakeStream(4, 2, 9000)})
+    (video,) = inbound_video(asyncio.run(get_stats(peer)))
+    assert (video.ssrc, video.packetsReceived, video.packetsLost, video.jitter) == (
+        SSRC["video"],
+        140,
+        10,
+        180,
+    )
+    assert video.id == f"inbound-rtp_{id(peer.receiver)}"
+    (snapshot,) = media_snapshots(
+        sender_report(bytes_sent={"video": 1}), asyncio.run(get_stats(peer)), 0, kinds=["video"]
+    )
+    assert snapshot.received_from == "inbound-rtp" and snapshot.packets_received == 140
+
+
+def test_get_stats_drops_an_rtx_entry_if_aiortc_changes_its_internals():
+    assert inbound_video(asyncio.run(get_stats(FakePeer(None)))) == []
+
+
+def test_this_aiortc_still_keeps_per_ssrc_streams_where_get_stats_reads_them():
+    from aiortc import RTCRtpReceiver
+
+    assert "_RTCRtpReceiver__remote_streams" in RTCRtpReceiver.__init__.__code__.co_names
+
+
+def test_video_stats_stay_on_the_media_ssrc_under_loss():
+    """A real call at 15 % uplink loss: NACK brings retransmissions on the RTX SSRC within a round trip."""
+    from rtclab.call import LoopbackCall
+    from rtclab.impair import Impairment
+
+    async def scenario():
+        readings = []
+        async with LoopbackCall(uplink=Impairment(loss=0.15, seed=3), sample_interval=1) as call:
+            await call.wait_for_first_frames(timeout=8)
+            rtx = rtx_ssrcs(call.callee.remoteDescription.sdp)
+            for _ in range(12):
+                sender, plain = await call.caller.getStats(), await call.callee.getStats()
+                fixed = await get_stats(call.callee)
+                readings.append((sender, plain, fixed))
+                await asyncio.sleep(0.25)
+        return rtx, readings
+
+    rtx, readings = asyncio.run(scenario())
+    assert len(rtx) == 1
+    ((rtx_ssrc, media_ssrc),) = rtx.items()
+    outbound = [s for s in readings[-1][0].values() if s.type == "outbound-rtp" and s.kind == "video"]
+    assert [s.ssrc for s in outbound] == [media_ssrc]
+    # The trap is real on this aiortc: aiortc's own report shows the RTX stream by the end.
+    assert any(s.ssrc == rtx_ssrc for s in inbound_video(readings[-1][1]))
+
+    received, lost = [], []
+    for sender, plain, fixed in readings:
+        (entry,) = inbound_video(fixed)
+        assert entry.ssrc == media_ssrc
+        snapshot = media_snapshots(sender, fixed, 0, kinds=["video"])[0]
+        assert snapshot.received_from == "inbound-rtp"
+        received.append(snapshot.packets_received)
+        lost.append(snapshot.packets_lost)
+        # With aiortc's own report, an RTX entry is never read as the video's (RTCP numbers, or none yet).
+        masked = any(s.ssrc == rtx_ssrc for s in inbound_video(plain))
+        plain_snapshot = media_snapshots(sender, plain, 0, kinds=["video"])[0]
+        assert plain_snapshot.received_from in (("rtcp", "none") if masked else ("inbound-rtp", "none"))
+    assert received == sorted(received) and received[-1] > received[0]
+    sent = outbound[0].packetsSent
+    assert received[-1] <= sent
+    assert 0.05 < lost[-1] / (received[-1] + lost[-1]) < 0.35
