@@ -32,7 +32,7 @@ from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.quality import Alignment, VideoFrameReport, align, match_video_frames, resample
 from rtclab.recording import AudioRecorder, CallRecording, VideoRecorder
 from rtclab.signals import ColorBarsVideoTrack, PacedAudioTrack, SpeechLikeAudioTrack
-from rtclab.stats import MediaSnapshot, MediaSummary, media_snapshots, summarize
+from rtclab.stats import MediaSnapshot, MediaSummary, get_stats, media_snapshots, summarize
 
 __all__ = ["CallTimings", "LoopbackCall"]
 
@@ -322,7 +322,8 @@ class LoopbackCall:
         """
         if self.caller is None or self.callee is None:
             raise RuntimeError("the call has not started")
-        sender, receiver = await asyncio.gather(self.caller.getStats(), self.callee.getStats())
+        # get_stats: plain getStats() lets the video's RTX stream overwrite its inbound-rtp entry.
+        sender, receiver = await asyncio.gather(self.caller.getStats(), get_stats(self.callee))
         snapshots = media_snapshots(sender, receiver, at_s=self.elapsed_s)
         self.timeline.extend(snapshots)
         return snapshots

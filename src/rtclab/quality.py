@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as _signal
 
 if TYPE_CHECKING:
     from rtclab.stats import FreezeReport
@@ -447,7 +446,9 @@ def resample(samples: npt.ArrayLike, from_rate: int, to_rate: int) -> FloatArray
     if from_rate == to_rate:
         return array.copy()
     common = gcd(int(from_rate), int(to_rate))
-    return np.asarray(_signal.resample_poly(array, int(to_rate) // common, int(from_rate) // common))
+    from scipy import signal  # imported on use: loading scipy takes seconds, and most callers need a MOS only
+
+    return np.asarray(signal.resample_poly(array, int(to_rate) // common, int(from_rate) // common))
 
 
 @dataclass(frozen=True)
@@ -497,8 +498,10 @@ def align(
         raise ValueError("sample_rate must be positive")
     if not ref.any() or not deg.any():
         raise ValueError("a silent signal cannot be aligned")
-    corr = _signal.correlate(deg, ref, mode="full", method="fft")
-    lags = _signal.correlation_lags(deg.size, ref.size, mode="full")
+    from scipy import signal  # imported on use, see resample()
+
+    corr = signal.correlate(deg, ref, mode="full", method="fft")
+    lags = signal.correlation_lags(deg.size, ref.size, mode="full")
     if max_delay_ms is not None:
         window = np.abs(lags) <= max_delay_ms * sample_rate / 1000
         if not window.any():
