@@ -6,8 +6,8 @@ with and without FEC, drops packets with `rtclab.impair` (random loss, then Gilb
 average loss), and decodes each stream four ways: leave the gap silent, let the decoder conceal it, or rebuild
 the lost frame from the FEC data in the next packet. PESQ (ITU-T P.862.2, wideband) scores each result.
 
-FFmpeg's Opus decoder never decodes FEC data, so the receiving half calls libopus directly, through ctypes,
-from the copy bundled in PyAV's wheel (`av.libs/libopus-*.so`).
+FFmpeg's Opus decoder never decodes FEC data, so the receiving half calls libopus directly, through ctypes
+(`rtclab.opus`), from the copy bundled in PyAV's wheel (`av.libs/libopus-*.so`).
 
 Run it:
 
@@ -18,12 +18,9 @@ Run it:
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import fractions
 import math
 import sys
-from pathlib import Path
 
 import av
 import numpy as np
@@ -31,130 +28,18 @@ import numpy.typing as npt
 from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 
 from rtclab.impair import GilbertElliott, Impairment, Link
+
+# --8<-- [start:binding]
+# libopus itself, called through ctypes from the copy in PyAV's wheel: FFmpeg's decoder cannot decode FEC
+from rtclab.opus import LibopusNotFoundError, OpusDecoder, OpusEncoder, has_lbrr, libopus_version, pcm16
+
+# --8<-- [end:binding]
 from rtclab.quality import pesq_mos
 from rtclab.signals import SpeechLikeSignal
 
 RATE = 48_000
 FRAME = 960  # 20 ms, the only frame size aiortc sends
 FRAME_S = FRAME / RATE
-
-# From opus_defines.h (libopus' public header).
-OPUS_APPLICATION_VOIP = 2048
-OPUS_SET_BITRATE = 4002
-OPUS_SET_INBAND_FEC = 4012
-OPUS_SET_PACKET_LOSS_PERC = 4014
-OPUS_GET_LOOKAHEAD = 4027
-
-
-# --8<-- [start:binding]
-def load_libopus() -> ctypes.CDLL:
-    """Load the libopus that PyAV's wheel bundles (or, failing that, the system's)."""
-    bundled = sorted((Path(av.__file__).resolve().parent.parent / "av.libs").glob("libopus*.so*"))
-    name = str(bundled[0]) if bundled else ctypes.util.find_library("opus")
-    if name is None:
-        raise OSError("libopus not found: neither PyAV's av.libs/ nor the system has it")
-    lib = ctypes.CDLL(name)
-    lib.opus_get_version_string.restype = ctypes.c_char_p
-    lib.opus_encoder_create.restype = ctypes.c_void_p
-    lib.opus_encoder_create.argtypes = [
-        ctypes.c_int32,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.POINTER(ctypes.c_int),
-    ]
-    lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
-    lib.opus_encode.restype = ctypes.c_int32
-    lib.opus_encode.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int32,
-    ]
-    lib.opus_decoder_create.restype = ctypes.c_void_p
-    lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-    lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
-    lib.opus_decode.argtypes = [
-        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int, ctypes.c_int
-    ]  # fmt: skip
-    lib.opus_packet_has_lbrr.argtypes = [ctypes.c_char_p, ctypes.c_int32]  # libopus 1.5 and later
-    return lib
-
-
-class Encoder:
-    """A mono 48 kHz libopus encoder in VoIP mode, with in-band FEC tuned for ``loss_percent`` when asked."""
-
-    def __init__(self, lib: ctypes.CDLL, bitrate_bps: int, *, fec: bool, loss_percent: int) -> None:
-        self.lib = lib
-        error = ctypes.c_int()
-        self.state = lib.opus_encoder_create(RATE, 1, OPUS_APPLICATION_VOIP, ctypes.byref(error))
-        if error.value != 0:
-            raise RuntimeError(f"opus_encoder_create failed ({error.value})")
-        self.ctl(OPUS_SET_BITRATE, bitrate_bps)
-        self.ctl(OPUS_SET_INBAND_FEC, int(fec))
-        # The encoder only spends bits on FEC when it expects loss: tell it what the network does.
-        self.ctl(OPUS_SET_PACKET_LOSS_PERC, loss_percent if fec else 0)
-
-    def ctl(self, request: int, value: int) -> None:
-        # opus_encoder_ctl is variadic: pass C-typed values, never bare Python ints.
-        result = self.lib.opus_encoder_ctl(
-            ctypes.c_void_p(self.state), ctypes.c_int(request), ctypes.c_int32(value)
-        )
-        if result != 0:
-            raise RuntimeError(f"opus_encoder_ctl({request}, {value}) failed ({result})")
-
-    def lookahead(self) -> int:
-        """Samples of delay the codec adds on top of the frame (OPUS_GET_LOOKAHEAD)."""
-        value = ctypes.c_int32()
-        self.lib.opus_encoder_ctl(
-            ctypes.c_void_p(self.state), ctypes.c_int(OPUS_GET_LOOKAHEAD), ctypes.byref(value)
-        )
-        return value.value
-
-    def encode(self, pcm: npt.NDArray[np.int16]) -> bytes:
-        frame = np.ascontiguousarray(pcm, dtype=np.int16)
-        out = ctypes.create_string_buffer(4000)  # the size opus.h recommends
-        size = self.lib.opus_encode(ctypes.c_void_p(self.state), frame.ctypes.data, frame.size, out, len(out))
-        if size < 0:
-            raise RuntimeError(f"opus_encode failed ({size})")
-        return out.raw[:size]
-
-    def __del__(self) -> None:
-        self.lib.opus_encoder_destroy(ctypes.c_void_p(self.state))
-
-
-class Decoder:
-    """A mono 48 kHz libopus decoder."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-        error = ctypes.c_int()
-        self.state = lib.opus_decoder_create(RATE, 1, ctypes.byref(error))
-        if error.value != 0:
-            raise RuntimeError(f"opus_decoder_create failed ({error.value})")
-
-    def decode(self, packet: bytes | None, *, fec: bool = False) -> npt.NDArray[np.int16]:
-        """Decode one 20 ms frame: ``packet`` itself, the frame *before* it (``fec=True``, from the FEC data
-        in ``packet``), or a concealed frame when ``packet`` is None."""
-        pcm = np.zeros(FRAME, dtype=np.int16)
-        size = 0 if packet is None else len(packet)
-        got = self.lib.opus_decode(
-            ctypes.c_void_p(self.state), packet, size, pcm.ctypes.data, FRAME, int(fec)
-        )
-        if got < 0:
-            raise RuntimeError(f"opus_decode failed ({got})")
-        return pcm
-
-    def __del__(self) -> None:
-        self.lib.opus_decoder_destroy(ctypes.c_void_p(self.state))
-
-
-# --8<-- [end:binding]
-
-
-def has_fec(lib: ctypes.CDLL, packet: bytes) -> bool:
-    """True if the packet carries LBRR (FEC) data for the frame before it."""
-    return lib.opus_packet_has_lbrr(packet, len(packet)) == 1
 
 
 # --8<-- [start:aiortc]
@@ -181,7 +66,7 @@ def aiortc_packets(pcm: npt.NDArray[np.int16], options: dict[str, str] | None) -
 # --8<-- [end:aiortc]
 
 
-def aiortc_table(lib: ctypes.CDLL, pcm: npt.NDArray[np.int16], loss_percent: int) -> list[str]:
+def aiortc_table(pcm: npt.NDArray[np.int16], loss_percent: int) -> list[str]:
     lines = [
         "1. Does aiortc's Opus encoder send FEC? (libopus' opus_packet_has_lbrr on every packet)",
         f"{'encoder':<52}  {'packets with FEC':>16}  {'mean bytes':>10}",
@@ -195,16 +80,14 @@ def aiortc_table(lib: ctypes.CDLL, pcm: npt.NDArray[np.int16], loss_percent: int
     ]
     for name, options in variants:
         packets = aiortc_packets(pcm, options)
-        with_fec = sum(has_fec(lib, p) for p in packets)
+        with_fec = sum(has_lbrr(p) for p in packets)
         mean = sum(map(len, packets)) / len(packets)
         lines.append(f"{name:<52}  {f'{with_fec} / {len(packets)}':>16}  {mean:>10.0f}")
     return lines
 
 
 # --8<-- [start:receiver]
-def receive(
-    lib: ctypes.CDLL, packets: list[bytes], arrived: list[bool], mode: str
-) -> tuple[npt.NDArray[np.int16], int]:
+def receive(packets: list[bytes], arrived: list[bool], mode: str) -> tuple[npt.NDArray[np.int16], int]:
     """Play a packet stream with some packets missing; return the audio and how many lost frames FEC rebuilt.
 
     mode "silence": a missing frame is left silent (no concealment at all).
@@ -213,14 +96,14 @@ def receive(
     (opus_decode(next packet, decode_fec=1)); otherwise conceal. The receiver must hold one packet
     back to do this: 20 ms more jitter-buffer delay.
     """
-    decoder = Decoder(lib)
+    decoder = OpusDecoder(frame_ms=20)
     out, rebuilt = [], 0
     for i, packet in enumerate(packets):
         if arrived[i]:
             out.append(decoder.decode(packet))
         elif mode == "silence":
             out.append(np.zeros(FRAME, dtype=np.int16))
-        elif mode == "fec" and i + 1 < len(packets) and arrived[i + 1] and has_fec(lib, packets[i + 1]):
+        elif mode == "fec" and i + 1 < len(packets) and arrived[i + 1] and has_lbrr(packets[i + 1]):
             out.append(decoder.decode(packets[i + 1], fec=True))
             rebuilt += 1
         else:
@@ -248,15 +131,14 @@ def bursty(loss: float, mean_burst: float, seed: int) -> Impairment:
 # --8<-- [end:loss]
 
 
-def fec_table(
-    lib: ctypes.CDLL, pcm: npt.NDArray[np.int16], kbps: int, loss_percent: int, burst: float, seed: int
-) -> list[str]:
+def fec_table(pcm: npt.NDArray[np.int16], kbps: int, loss_percent: int, burst: float, seed: int) -> list[str]:
     loss = loss_percent / 100
-    plain = Encoder(lib, kbps * 1000, fec=False, loss_percent=0)
-    with_fec = Encoder(lib, kbps * 1000, fec=True, loss_percent=loss_percent)
+    plain = OpusEncoder(kbps * 1000)
+    # The encoder only spends bits on FEC when it expects loss: tell it what the network does.
+    with_fec = OpusEncoder(kbps * 1000, fec=True, packet_loss_percent=loss_percent)
     frames = [pcm[i : i + FRAME] for i in range(0, len(pcm) - FRAME + 1, FRAME)]
     streams = {False: [plain.encode(f) for f in frames], True: [with_fec.encode(f) for f in frames]}
-    lookahead = plain.lookahead()
+    lookahead = plain.lookahead_samples
     reference = pcm[: len(frames) * FRAME] / 32768
 
     n = len(frames)
@@ -281,7 +163,7 @@ def fec_table(
     for label, fec_sent, mode in rows:
         cells = ""
         for arrived in columns.values():
-            audio, rebuilt = receive(lib, streams[fec_sent], arrived, mode)
+            audio, rebuilt = receive(streams[fec_sent], arrived, mode)
             score = pesq_mos(reference[: len(audio) - lookahead], audio[lookahead:] / 32768, RATE, "wb")
             cells += f"{score:>16.2f}"
             if mode == "fec":
@@ -291,7 +173,7 @@ def fec_table(
         lines.append(f"{label:<{width}}{cells}")
     lines.append(f"{'rebuilt by FEC / lost, next arrived':<{width}}{rebuilt_row}")
     payload = {fec: sum(map(len, s)) * 8 / (n * FRAME_S) / 1000 for fec, s in streams.items()}
-    carrying = sum(has_fec(lib, p) for p in streams[True])
+    carrying = sum(has_lbrr(p) for p in streams[True])
     lines.append(
         f"payload kbps: {payload[False]:.1f} without FEC, {payload[True]:.1f} with FEC (same target); "
         f"packets carrying FEC: {carrying} / {n}"
@@ -301,18 +183,18 @@ def fec_table(
 
 def opus_fec(seconds: int, kbps: int, loss_percent: int, burst: float, seed: int) -> int:
     try:
-        lib = load_libopus()
-    except OSError as error:
+        version = libopus_version()
+    except LibopusNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     speech = SpeechLikeSignal(RATE, seed=seed).read(seconds * RATE)
-    pcm = np.round(speech * 32767).astype(np.int16)
-    print(f"{lib.opus_get_version_string().decode()}; {seconds} s of speech-like signal (seed {seed})")
+    pcm = pcm16(speech)
+    print(f"{version}; {seconds} s of speech-like signal (seed {seed})")
     print("PESQ-WB: ITU-T P.862.2 MOS-LQO of the received signal against the input (1.04-4.64)")
     print()
-    print("\n".join(aiortc_table(lib, pcm, loss_percent)))
+    print("\n".join(aiortc_table(pcm, loss_percent)))
     print()
-    print("\n".join(fec_table(lib, pcm, kbps, loss_percent, burst, seed)))
+    print("\n".join(fec_table(pcm, kbps, loss_percent, burst, seed)))
     return 0
 
 

@@ -4,8 +4,8 @@ Encodes a speech-like signal with libopus, decodes it again and scores the resul
 wideband), for three sweeps: target bitrate at 20 ms frames, frame size at one bitrate, and DTX off and on for
 a talker who is silent half the time. No network is involved: this is the codec alone.
 
-libopus comes from PyAV's wheel (the `av.libs/libopus-*.so` file), called through ctypes, because FFmpeg's
-wrapper, which aiortc uses, has no DTX switch.
+libopus comes from PyAV's wheel (the `av.libs/libopus-*.so` file), called through ctypes by `rtclab.opus`,
+because FFmpeg's wrapper, which aiortc uses, has no DTX switch.
 
 Run it:
 
@@ -16,16 +16,17 @@ Run it:
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 
+# --8<-- [start:binding]
+# libopus itself, called through ctypes from the copy in PyAV's wheel (see rtclab.opus for the binding)
+from rtclab.opus import LibopusNotFoundError, OpusDecoder, OpusEncoder, libopus_version, pcm16
+
+# --8<-- [end:binding]
 from rtclab.quality import pesq_mos
 from rtclab.signals import SpeechLikeSignal
 
@@ -37,114 +38,6 @@ DTX_KBPS = 24
 # IPv4 (20 bytes) + UDP (8) + RTP (12) headers on every packet; SRTP adds its authentication tag on top.
 HEADER_BYTES = 40
 MIN_SECONDS, MAX_SECONDS = 4, 30
-
-# From opus_defines.h (libopus' public header).
-OPUS_APPLICATION_VOIP = 2048
-OPUS_SET_BITRATE = 4002
-OPUS_SET_DTX = 4016
-OPUS_GET_LOOKAHEAD = 4027
-
-
-# --8<-- [start:binding]
-def load_libopus() -> ctypes.CDLL:
-    """Load the libopus that PyAV's wheel bundles (or, failing that, the system's)."""
-    bundled = sorted((Path(av.__file__).resolve().parent.parent / "av.libs").glob("libopus*.so*"))
-    name = str(bundled[0]) if bundled else ctypes.util.find_library("opus")
-    if name is None:
-        raise OSError("libopus not found: neither PyAV's av.libs/ nor the system has it")
-    lib = ctypes.CDLL(name)
-    lib.opus_get_version_string.restype = ctypes.c_char_p
-    lib.opus_encoder_create.restype = ctypes.c_void_p
-    lib.opus_encoder_create.argtypes = [
-        ctypes.c_int32,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.POINTER(ctypes.c_int),
-    ]
-    lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
-    lib.opus_encode.restype = ctypes.c_int32
-    lib.opus_encode.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int32,
-    ]
-    lib.opus_decoder_create.restype = ctypes.c_void_p
-    lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-    lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
-    lib.opus_decode.argtypes = [
-        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int, ctypes.c_int
-    ]  # fmt: skip
-    return lib
-
-
-class Encoder:
-    """A mono 48 kHz libopus encoder in VoIP mode; ``ctl`` takes the request numbers of opus_defines.h."""
-
-    def __init__(self, lib: ctypes.CDLL, bitrate_bps: int, *, dtx: bool = False) -> None:
-        self.lib = lib
-        error = ctypes.c_int()
-        self.state = lib.opus_encoder_create(RATE, 1, OPUS_APPLICATION_VOIP, ctypes.byref(error))
-        if error.value != 0:
-            raise RuntimeError(f"opus_encoder_create failed ({error.value})")
-        self.ctl(OPUS_SET_BITRATE, bitrate_bps)
-        self.ctl(OPUS_SET_DTX, int(dtx))
-
-    def ctl(self, request: int, value: int) -> None:
-        # opus_encoder_ctl is variadic: pass C-typed values, never bare Python ints.
-        result = self.lib.opus_encoder_ctl(
-            ctypes.c_void_p(self.state), ctypes.c_int(request), ctypes.c_int32(value)
-        )
-        if result != 0:
-            raise RuntimeError(f"opus_encoder_ctl({request}, {value}) failed ({result})")
-
-    def lookahead(self) -> int:
-        """Samples of delay the codec adds on top of the frame (OPUS_GET_LOOKAHEAD)."""
-        value = ctypes.c_int32()
-        self.lib.opus_encoder_ctl(
-            ctypes.c_void_p(self.state), ctypes.c_int(OPUS_GET_LOOKAHEAD), ctypes.byref(value)
-        )
-        return value.value
-
-    def encode(self, pcm: npt.NDArray[np.int16]) -> bytes:
-        """Encode one frame (2.5 to 60 ms of samples) into one packet."""
-        frame = np.ascontiguousarray(pcm, dtype=np.int16)
-        out = ctypes.create_string_buffer(4000)  # the size opus.h recommends
-        size = self.lib.opus_encode(ctypes.c_void_p(self.state), frame.ctypes.data, frame.size, out, len(out))
-        if size < 0:
-            raise RuntimeError(f"opus_encode failed ({size})")
-        return out.raw[:size]
-
-    def __del__(self) -> None:
-        self.lib.opus_encoder_destroy(ctypes.c_void_p(self.state))
-
-
-class Decoder:
-    """A mono 48 kHz libopus decoder; ``decode(None, n)`` conceals ``n`` missing samples."""
-
-    def __init__(self, lib: ctypes.CDLL) -> None:
-        self.lib = lib
-        error = ctypes.c_int()
-        self.state = lib.opus_decoder_create(RATE, 1, ctypes.byref(error))
-        if error.value != 0:
-            raise RuntimeError(f"opus_decoder_create failed ({error.value})")
-
-    def decode(self, packet: bytes | None, frame_samples: int) -> npt.NDArray[np.int16]:
-        pcm = np.zeros(frame_samples, dtype=np.int16)
-        size = 0 if packet is None else len(packet)
-        got = self.lib.opus_decode(
-            ctypes.c_void_p(self.state), packet, size, pcm.ctypes.data, frame_samples, 0
-        )
-        if got < 0:
-            raise RuntimeError(f"opus_decode failed ({got})")
-        return pcm[:got]
-
-    def __del__(self) -> None:
-        self.lib.opus_decoder_destroy(ctypes.c_void_p(self.state))
-
-
-# --8<-- [end:binding]
 
 
 @dataclass(frozen=True)
@@ -168,13 +61,12 @@ class Result:
 
 
 # --8<-- [start:encode]
-def run_codec(
-    lib: ctypes.CDLL, speech: npt.NDArray[np.float32], kbps: float, frame_ms: int, *, dtx: bool = False
-) -> Result:
+def run_codec(speech: npt.NDArray[np.float32], kbps: float, frame_ms: int, *, dtx: bool = False) -> Result:
     """Encode ``speech`` frame by frame, 'send' every packet DTX does not drop, decode, score with PESQ."""
-    encoder, decoder = Encoder(lib, int(kbps * 1000), dtx=dtx), Decoder(lib)
-    frame = RATE * frame_ms // 1000
-    pcm = np.round(speech[: len(speech) // frame * frame] * 32767).astype(np.int16)
+    encoder = OpusEncoder(int(kbps * 1000), frame_ms=frame_ms, dtx=dtx)
+    decoder = OpusDecoder(frame_ms=frame_ms)
+    frame = encoder.frame_samples
+    pcm = pcm16(speech[: len(speech) // frame * frame])
     decoded, sent = [], []
     for start in range(0, len(pcm), frame):
         packet = encoder.encode(pcm[start : start + frame])
@@ -182,11 +74,11 @@ def run_codec(
         # (DTX)." The receiver sees a gap and lets the decoder fill it (comfort noise).
         if len(packet) <= 2:
             sent.append(0)
-            decoded.append(decoder.decode(None, frame))
+            decoded.append(decoder.decode(None))
         else:
             sent.append(len(packet))
-            decoded.append(decoder.decode(packet, frame))
-    lookahead = encoder.lookahead()
+            decoded.append(decoder.decode(packet))
+    lookahead = encoder.lookahead_samples
     out = np.concatenate(decoded)[lookahead:]  # the decoder's output starts `lookahead` samples late
     reference = pcm[: len(out)] / 32768
     return Result(
@@ -218,25 +110,25 @@ def talk_then_listen(seconds: float, seed: int) -> tuple[npt.NDArray[np.float32]
 
 
 # --8<-- [start:tables]
-def bitrate_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32]) -> list[str]:
+def bitrate_table(speech: npt.NDArray[np.float32]) -> list[str]:
     lines = [
         "1. Target bitrate (20 ms frames, DTX off)",
         f"{'target kbps':>11}  {'payload kbps':>12}  {'on the wire kbps':>16}  {'PESQ-WB':>7}",
     ]
     for kbps in BITRATES_KBPS:
-        r = run_codec(lib, speech, kbps, 20)
+        r = run_codec(speech, kbps, 20)
         lines.append(f"{kbps:>11}  {r.payload_kbps:>12.1f}  {r.wire_kbps:>16.1f}  {r.pesq:>7.2f}")
     return lines
 
 
-def frame_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32]) -> list[str]:
+def frame_table(speech: npt.NDArray[np.float32]) -> list[str]:
     lines = [
         f"2. Frame size (target {FRAME_SWEEP_KBPS} kbps, DTX off)",
         f"{'frame ms':>8}  {'packets/s':>9}  {'payload kbps':>12}  {'on the wire kbps':>16}  "
         f"{'codec delay ms':>14}  {'PESQ-WB':>7}",
     ]
     for frame_ms in FRAME_SIZES_MS:
-        r = run_codec(lib, speech, FRAME_SWEEP_KBPS, frame_ms)
+        r = run_codec(speech, FRAME_SWEEP_KBPS, frame_ms)
         delay = frame_ms + r.lookahead_ms  # a whole frame must be captured before it is encoded
         lines.append(
             f"{frame_ms:>8}  {r.packets_sent / r.seconds:>9.0f}  {r.payload_kbps:>12.1f}  {r.wire_kbps:>16.1f}  "
@@ -245,7 +137,7 @@ def frame_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32]) -> list[str]:
     return lines
 
 
-def dtx_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32], pause: npt.NDArray[np.bool_]) -> list[str]:
+def dtx_table(speech: npt.NDArray[np.float32], pause: npt.NDArray[np.bool_]) -> list[str]:
     frame = RATE * 20 // 1000
     in_pause = pause[: len(pause) // frame * frame].reshape(-1, frame).all(axis=1)
     lines = [
@@ -254,7 +146,7 @@ def dtx_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32], pause: npt.NDAr
         f"{'PESQ-WB':>7}",
     ]
     for dtx in (False, True):
-        r = run_codec(lib, speech, DTX_KBPS, 20, dtx=dtx)
+        r = run_codec(speech, DTX_KBPS, 20, dtx=dtx)
         sent = np.array(r.sent_per_frame)
         mask = in_pause[: len(sent)]
         half = r.seconds * mask.mean(), r.seconds * (1 - mask.mean())
@@ -272,24 +164,23 @@ def dtx_table(lib: ctypes.CDLL, speech: npt.NDArray[np.float32], pause: npt.NDAr
 
 def opus_settings(seconds: int, seed: int) -> int:
     try:
-        lib = load_libopus()
-    except OSError as error:
+        version = libopus_version()
+    except LibopusNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     speech = SpeechLikeSignal(RATE, seed=seed).read(seconds * RATE)
-    version = lib.opus_get_version_string().decode()
     print(f"{version}, mono 48 kHz, VoIP mode; {seconds} s of speech-like signal (seed {seed})")
     print(
         f'"on the wire" adds {HEADER_BYTES} bytes of IPv4/UDP/RTP headers per packet (SRTP adds its tag on top)'
     )
     print("PESQ-WB: ITU-T P.862.2 MOS-LQO of the decoded signal against the input (1.04-4.64)")
     print()
-    print("\n".join(bitrate_table(lib, speech)))
+    print("\n".join(bitrate_table(speech)))
     print()
-    print("\n".join(frame_table(lib, speech)))
+    print("\n".join(frame_table(speech)))
     print()
     talk, pause = talk_then_listen(max(seconds, 8), seed)
-    print("\n".join(dtx_table(lib, talk, pause)))
+    print("\n".join(dtx_table(talk, pause)))
     return 0
 
 
