@@ -30,14 +30,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 
-import av
-import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.codecs import vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -45,40 +41,12 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from rtclab.impair import ImpairedPeer, Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
-from rtclab.signals import VIDEO_CLOCK_RATE, SpeechLikeAudioTrack, color_bars
+from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
 from rtclab.stats import freezes
 
 CONNECT_TIMEOUT = 15.0  # seconds to connect one call
 WIDTH, HEIGHT, FPS = 320, 240, 30
 AUDIO_FRAME_S = 0.020  # aiortc's Opus frames are 20 ms
-
-
-class NoisyBarsVideoTrack(MediaStreamTrack):
-    """rtclab's color bars with fresh seeded noise in every frame: VP8 cannot predict noise from the frame
-    before, so the encoder uses every bit of its target, however high."""
-
-    kind = "video"
-
-    def __init__(self, *, seed: int = 0) -> None:
-        super().__init__()
-        self._rng = np.random.default_rng(seed)
-        self._start: float | None = None
-        self._index = 0
-
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._index += 1
-            await asyncio.sleep(self._start + self._index / FPS - time.monotonic())
-        image = color_bars(WIDTH, HEIGHT, self._index).astype(np.int16)
-        image += self._rng.integers(-8, 9, size=(HEIGHT, WIDTH, 1), dtype=np.int16)
-        frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
-        frame.pts = round(self._index * VIDEO_CLOCK_RATE / FPS)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
-        return frame
 
 
 @dataclass(frozen=True)
@@ -198,7 +166,9 @@ async def one_call(setting: Setting, seconds: int, queue_ms: float) -> Result:
 
     callee.on("track", lambda track: tasks.append(asyncio.create_task(play(track))))
     caller.addTrack(SpeechLikeAudioTrack(seed=1))
-    video_sender = caller.addTrack(NoisyBarsVideoTrack(seed=2))
+    # Fresh noise in every frame: VP8 cannot predict noise from the frame before, so it uses every bit of its
+    # target, however high.
+    video_sender = caller.addTrack(ColorBarsVideoTrack(width=WIDTH, height=HEIGHT, fps=FPS, noise=8, seed=2))
     sender_cap_bps = None if setting.sender_cap_kbps is None else int(setting.sender_cap_kbps * 1000)
     log = SenderLog()
     watch_sender(video_sender, log, sender_cap_bps)

@@ -3,7 +3,8 @@
 Audio: a speech-like voice (not a sine, which Opus encodes unlike speech), real synthetic speech with a known
 text (espeak-ng, cached), a tone and silence. Video: a color-bars test pattern that carries a frame counter
 built to survive lossy compression, and `read_frame_counter` to get it back from a decoded frame, so that a
-received frame can be matched with the frame that was sent.
+received frame can be matched with the frame that was sent; with seeded noise in every frame when the
+encoder must work as hard as with a camera.
 """
 
 from __future__ import annotations
@@ -539,6 +540,7 @@ _CHECK_BITS = 4
 _CELLS = COUNTER_BITS + _CHECK_BITS
 _CRC_POLY = 0b10011  # CRC-4-ITU, x^4 + x + 1
 _MIN_CONTRAST = 64.0  # luma difference a cell pair needs to count as read (black/white differ by 219)
+_MAX_NOISE = 32  # noise amplitude limit: two noisy cells still differ by far more than _MIN_CONTRAST
 
 
 def _crc4(value: int) -> int:
@@ -674,12 +676,25 @@ class ColorBarsVideoTrack(MediaStreamTrack):
     Each frame carries its index as a counter (see `color_bars`), and the track remembers when it handed
     out each index (`sent_times`), so a receiver that reads the counter back can compute each frame's
     end-to-end delay and which frames never arrived (`rtclab.quality.match_video_frames`).
+
+    Plain color bars are easy to compress: at 320x240 a frame fits in about one packet, so the encoder never
+    needs its whole bitrate. With ``noise`` every frame also gets fresh, seeded sensor-like noise, which an
+    encoder cannot predict from the frame before: it spends every bit of its target, however high, as a
+    camera in a dim room makes it do. The counter stays readable (the noise is far below the contrast the
+    reader needs), and `image` regenerates exactly what was sent, as the reference for SSIM or PSNR.
     """
 
     kind = "video"
 
     def __init__(
-        self, *, width: int = 320, height: int = 240, fps: float = 30, history: int = 18_000
+        self,
+        *,
+        width: int = 320,
+        height: int = 240,
+        fps: float = 30,
+        history: int = 18_000,
+        noise: int = 0,
+        seed: int = 0,
     ) -> None:
         """Create the track.
 
@@ -688,9 +703,14 @@ class ColorBarsVideoTrack(MediaStreamTrack):
             height: Frame height in pixels.
             fps: Frames per second (0 < fps <= 60).
             history: How many send times to keep (the most recent ones; 18000 is 10 minutes at 30 fps).
+            noise: Amplitude of the noise added to every pixel, in 8-bit levels (0-32): each frame gets the
+                same uniform draw from ``-noise..noise`` on its three channels (a change of brightness, as
+                sensor noise mostly is). 0: none, the plain pattern.
+            seed: Seed of the noise; frame ``index`` of two tracks with the same seed is the same picture.
 
         Raises:
-            ValueError: If ``fps`` is out of range, the size is below 16x16 or ``history`` is below 1.
+            ValueError: If ``fps`` or ``noise`` is out of range, the size is below 16x16 or ``history`` is
+                below 1.
         """
         super().__init__()
         if not 0 < fps <= 60:
@@ -699,14 +719,35 @@ class ColorBarsVideoTrack(MediaStreamTrack):
             raise ValueError("the pattern needs at least 16x16 pixels")
         if history < 1:
             raise ValueError("history must be at least 1")
+        if isinstance(noise, bool) or not isinstance(noise, int) or not 0 <= noise <= _MAX_NOISE:
+            raise ValueError(f"noise must be a whole number of levels from 0 to {_MAX_NOISE}")
         self.width = width
         self.height = height
         self.fps = fps
+        self.noise = noise
+        self.seed = seed
         self.sent_times: collections.deque[tuple[int, float]] = collections.deque(maxlen=history)
         """``(frame index, time.monotonic())`` of each frame handed to the sender, oldest first."""
         self._time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
         self._start: float | None = None
         self._index = 0
+
+    def image(self, index: int) -> npt.NDArray[np.uint8]:
+        """Frame ``index`` exactly as this track sends it: the reference for scoring a received frame.
+
+        Args:
+            index: Frame number, from 0 (a received counter is ``index % COUNTER_MODULUS``).
+
+        Returns:
+            An RGB image of shape ``(height, width, 3)``, dtype uint8.
+        """
+        image = color_bars(self.width, self.height, index)
+        if not self.noise:
+            return image
+        # One generator per frame, seeded by (seed, index): any frame can be regenerated on its own.
+        rng = np.random.default_rng([self.seed, index])
+        shift = rng.integers(-self.noise, self.noise + 1, size=(self.height, self.width, 1), dtype=np.int16)
+        return np.clip(image.astype(np.int16) + shift, 0, 255).astype(np.uint8)
 
     async def recv(self) -> av.VideoFrame:
         """Wait until the next frame is due and return it.
@@ -724,7 +765,7 @@ class ColorBarsVideoTrack(MediaStreamTrack):
         else:
             self._index += 1
             await asyncio.sleep(self._start + self._index / self.fps - time.monotonic())
-        frame = av.VideoFrame.from_ndarray(color_bars(self.width, self.height, self._index), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(self.image(self._index), format="rgb24")
         frame.pts = round(self._index * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = self._time_base
         self.sent_times.append((self._index, time.monotonic()))

@@ -150,6 +150,51 @@ def test_video_track_remembers_what_it_sent():
         ColorBarsVideoTrack(history=0)
 
 
+def _vp8_bytes(images, kbps=3000):
+    """Bytes libvpx (realtime, CBR at a high target) spends on these frames."""
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+    encoder.bit_rate = kbps * 1000
+    encoder.time_base = fractions.Fraction(1, 30)
+    encoder.options = {"deadline": "realtime", "cpu-used": "8"}
+    size = 0
+    for index, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        size += sum(packet.size for packet in encoder.encode(frame))
+    return size
+
+
+def test_noisy_video_track_is_hard_to_compress_and_keeps_its_counter():
+    plain = ColorBarsVideoTrack(width=320, height=240, fps=60)
+    noisy = ColorBarsVideoTrack(width=320, height=240, fps=60, noise=12, seed=3)
+    frames = collect(noisy, 6)
+    # What was sent is exactly what image() regenerates (the reference for SSIM), and the counter reads back.
+    for index, frame in enumerate(frames):
+        sent = frame.to_ndarray(format="rgb24")
+        np.testing.assert_array_equal(sent, noisy.image(index))
+        assert read_frame_counter(sent) == index
+
+    # Fresh noise in every frame, the same for the same seed, none without noise.
+    def noise_of(track, index):
+        return track.image(index).astype(int) - color_bars(320, 240, index)
+
+    assert np.abs(noise_of(noisy, 1)).max() > 0
+    assert not np.array_equal(noise_of(noisy, 1), noise_of(noisy, 2))
+    np.testing.assert_array_equal(ColorBarsVideoTrack(noise=12, seed=3).image(5), noisy.image(5))
+    assert not np.array_equal(ColorBarsVideoTrack(noise=12, seed=4).image(5), noisy.image(5))
+    np.testing.assert_array_equal(plain.image(5), color_bars(320, 240, 5))
+    deviation = noisy.image(5).astype(int) - color_bars(320, 240, 5)
+    assert np.abs(deviation).max() <= 12
+    # An encoder with room to spare spends several times more on the noisy frames than on the plain ones.
+    assert _vp8_bytes([noisy.image(i) for i in range(15)]) > 3 * _vp8_bytes(
+        [plain.image(i) for i in range(15)]
+    )
+    for bad in (-1, 33, 2.5, True):
+        with pytest.raises(ValueError, match="noise"):
+            ColorBarsVideoTrack(noise=bad)
+
+
 # --- espeak-ng ---
 
 
