@@ -110,7 +110,9 @@ def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
         on_cell_error=lambda cell, cell_index, execute_reply: failed_cell.append(cell_index),
     )
     os.environ["LMA_MODE"] = mode  # the parameters cell of each notebook reads it
-    os.environ["LMA_STRICT_CHECKS"] = "1"  # an exercise check that fails with the solution in place fails the run
+    os.environ["LMA_STRICT_CHECKS"] = (
+        "1"  # an exercise check that fails with the solution in place fails the run
+    )
     started = time.monotonic()
     try:
         client.execute()
