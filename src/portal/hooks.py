@@ -325,15 +325,68 @@ def _badge(page: Page, lang: str) -> str:
     )
 
 
-_CODE_BLOCK = re.compile(
-    r'(<div class="(?:[^"]*\s)?(?:highlight|jp-InputArea jp-Cell-inputArea)(?:\s[^"]*)?")>'
+_CODE_BLOCK = re.compile(r'(<div class="(?:[^"]*\s)?(?:highlight|highlight-ipynb)(?:\s[^"]*)?")>')
+
+
+# Pygments classes by the colour notebook.css gives them (one class per colour); every other token span
+# draws in the text colour anyway.
+_TOKEN_COLOUR = {
+    **dict.fromkeys(["k", "kn", "kd", "kc", "ow"], "k"),
+    **dict.fromkeys(["s", "s1", "s2", "sa", "sd", "si"], "s"),
+    **dict.fromkeys(["m", "mi", "mf"], "m"),
+    **dict.fromkeys(["c", "c1", "cm"], "c"),
+    **dict.fromkeys(["nf", "fm"], "nf"),
+    **dict.fromkeys(["nb", "bp"], "nb"),
+    **dict.fromkeys(["nn", "nc"], "nn"),
+}
+_ADJACENT_SAME = re.compile(r'<span class="([a-z]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
+_TOKEN_SPAN = re.compile(r'<span class="([\w-]+)">([^<]*)</span>')
+_COPY_BUTTON = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-copy>\s*</div>', re.S)
+# Parts of JupyterLab's cell markup that notebook.css hides: prompts, collapsers, the tag toolbar.
+_HIDDEN_PARTS = re.compile(
+    r'<div class="(?:jp-Collapser [^"]*|jp-(?:Input|Output)Prompt [^"]*)">[^<]*</div>'
+    r'|<div class="celltoolbar">\s*<div class="button_container tags_button_container">.*?</div>\s*</div>',
+    re.S,
 )
+_COPY_TEXT = re.compile(r'<div class="clipboard-copy-txt" id="[^"]*">[^<]*</div>')
+_CELL_SOURCE = re.compile(r'(<div class="highlight-ipynb[^"]*">\s*<pre>)(.*?)(</pre>)', re.S)
+
+
+def _compact_code_cells(content: str) -> str:
+    """Lighter notebook code cells, which are most of a lab page's bytes.
+
+    mkdocs-jupyter gives each cell a copy button whose script it never loads, plus a hidden plain-text copy
+    of the source for it: both go, and the source is wrapped in <code> so Material's own copy button (the
+    one every other code block has) works on it. Token spans that carry no colour are unwrapped.
+    """
+    content = _COPY_BUTTON.sub("", content)
+    content = _COPY_TEXT.sub("", content)
+    content = _HIDDEN_PARTS.sub("", content)
+    # One tab stop per scrollable block is enough: the <pre> inside has its own (see on_page_content).
+    content = content.replace(
+        '<div class="jp-Cell-inputWrapper" tabindex="0">', '<div class="jp-Cell-inputWrapper">'
+    )
+    content = content.replace('data-mime-type="text/plain" tabindex="0">', 'data-mime-type="text/plain">')
+
+    def recolour(match: re.Match[str]) -> str:
+        colour = _TOKEN_COLOUR.get(match.group(1))
+        return f'<span class="{colour}">{match.group(2)}</span>' if colour else match.group(2)
+
+    def wrap(match: re.Match[str]) -> str:
+        source = _TOKEN_SPAN.sub(recolour, match.group(2).replace("<span></span>", ""))
+        merged = None
+        while merged != source:  # neighbours of one colour become one span
+            merged, source = source, _ADJACENT_SAME.sub(r'<span class="\1">\2\3</span>', source)
+        return f"{match.group(1)}<code>{source}</code>{match.group(3)}"
+
+    return _CELL_SOURCE.sub(wrap, content)
 
 
 def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     lang = _language(config)
     if _is_notebook(page):
         content = _INLINE_STYLE.sub("", content)
+        content = _compact_code_cells(content)
         content = _MATHJAX_CONFIG.sub("", content)
         content = _SCRIPT.sub(_drop_third_party_script, content)
         content = _fix_heading_ids(content, page)
@@ -349,6 +402,10 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
     # Every page downloads the search index on a first visit; code blocks were a fifth of it and match
     # searches poorly. Prose and inline code stay indexed.
     content = _CODE_BLOCK.sub(r"\1 data-search-exclude>", content)
+    if page.file.src_uri.startswith("reference/rtclab"):
+        # The API reference's parameter, return and exception tables were over half the whole search index;
+        # objects stay findable by name and by their descriptions.
+        content = re.sub(r"<table(?=[\s>])", "<table data-search-exclude", content)
     if _is_fallback(page, lang) and lang in NOTICE:
         # Relative, so the link also works in the offline bundle opened from file://.
         contribute = "../" * page.url.count("/") + _page_url(
