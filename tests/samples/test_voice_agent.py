@@ -1,0 +1,431 @@
+"""The voice agent scenario: the quick run's stage breakdown, a browser driving the agent, the turn detector,
+the tokens, and the service under hostile input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from types import ModuleType
+
+import numpy as np
+import pytest
+import sample_runner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "voice_agent"
+SAMPLE = FOLDER / "voice_agent.py"
+PAGES = [sample_runner.ROOT / "docs" / "scenarios" / f"ai-agent{suffix}.md" for suffix in ("", ".zh")]
+
+
+def load(name: str) -> ModuleType:
+    """Import a module of the sample that imports no sibling, under a name no other test uses."""
+    spec = importlib.util.spec_from_file_location(f"voice_agent_{name}", FOLDER / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tokens = load("tokens")
+agent = load("agent")
+
+
+def value(out: str, label: str) -> float:
+    """The ms column of the first report line that starts (after indentation) with ``label``."""
+    line = next(line for line in out.splitlines() if line.strip().startswith(label))
+    return float(re.search(r"\s(-?\d+|n/a)(?:\s{3}|$)", line[len(label) :]).group(1))
+
+
+# --- the quick run ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> subprocess.CompletedProcess[str]:
+    return sample_runner.run_sample(SAMPLE, timeout=240)
+
+
+def test_quick_run_breaks_the_response_time_into_stages(quick_run):
+    out = quick_run.stdout
+    assert quick_run.returncode == 0, out[-2000:] + quick_run.stderr[-3000:]
+    assert "STAND-IN" in out and "first token after 300 ms" in out
+    total = value(out, "total (no ASR here")
+    hangover = value(out, "VAD hangover")
+    llm = value(out, "LLM request -> first token")
+    assert hangover >= 0.9 * 500 and llm >= 0.9 * 300  # the configured waits are really waited
+    assert hangover + llm < total < 10_000  # and the other stages add to them, with a loaded machine's margin
+    stages = [
+        value(out, label)
+        for label in (
+            "uplink: user's",
+            "VAD hangover",
+            "LLM request",
+            "first token ->",
+            "TTS: espeak-ng",
+            "audio queued",
+            "downlink:",
+        )
+    ]
+    assert all(s >= 0 for s in stages)
+    assert abs(sum(stages) - total) <= 0.25 * total  # medians of two turns: the stages add up to the total
+
+
+def test_quick_run_stops_talking_when_the_user_barges_in(quick_run):
+    out = quick_run.stdout
+    assert "barge-ins it obeyed: 1 of 1" in out and "turns the agent detected: 2" in out
+    barge = out[out.index("Barge-in:") :]
+    total = value(barge, "total")
+    assert value(barge, "uplink + VAD onset") >= 0.9 * 80  # 80 ms of speech before it counts
+    assert 0 < total < 1500  # flushing a queue is fast: what is left is detection and the frames in flight
+    assert total < value(out, "total (no ASR here")
+    dropped = re.search(r"queued agent audio dropped at the first barge-in: (\d+) ms", out)
+    assert dropped and int(dropped[1]) > 0  # the reply was still queued: the flush is what silenced it
+
+
+def test_quick_run_refuses_every_hostile_request_and_keeps_the_call(quick_run):
+    out = quick_run.stdout
+    checks = re.findall(r"^  (.+?)\s+-> (\d{3})  (.+)$", out, re.MULTILINE)
+    assert len(checks) == 9
+    assert all(400 <= int(status) < 500 and verdict == "ok" for _, status, verdict in checks), checks
+    kept = re.search(r"kept hearing the caller: (\d+)% of real time", out)
+    assert kept and int(kept[1]) >= 50
+    assert "server still answering: yes" in out
+
+
+def test_the_knobs_move_their_own_stage():
+    result = sample_runner.run_sample(SAMPLE, "--hangover-ms", "300", "--first-token-ms", "900", timeout=240)
+    out = result.stdout
+    assert result.returncode == 0, out[-2000:] + result.stderr[-2000:]
+    assert 0.9 * 300 <= value(out, "VAD hangover") < 500
+    assert value(out, "LLM request -> first token") >= 0.9 * 900
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/usr/bin/chromium"), reason="needs Chromium (apt-get install chromium)"
+)
+def test_a_browser_with_a_fake_microphone_drives_the_agent():
+    pytest.importorskip("playwright")
+    result = sample_runner.run_sample(SAMPLE, "--browser", timeout=240)
+    out = result.stdout
+    assert result.returncode == 0, out[-2000:] + result.stderr[-3000:]
+    turns = re.search(r"agent turns: (\d+), frames the agent heard: (\d+)", out)
+    assert turns and int(turns[1]) >= 1 and int(turns[2]) > 100  # it heard the browser's microphone
+    assert "browser heard agent audio: True" in out  # and the browser heard the reply
+
+
+# --- command line --------------------------------------------------------------------------------------------
+
+
+def test_help():
+    result = sample_runner.run_sample(SAMPLE, "--help")
+    assert result.returncode == 0
+    for option in (
+        "--full",
+        "--rounds",
+        "--browser",
+        "--hangover-ms",
+        "--onset-ms",
+        "--first-token-ms",
+        "--llm-url",
+    ):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--hangover-ms", "5"],
+        ["--rounds", "0"],
+        ["--first-token-ms", "x"],
+        ["--llm-url", "https://api.openai.com/v1"],
+        ["--browser-seconds", "1000"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args):
+    result = sample_runner.run_sample(SAMPLE, *args)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+# --- the agent's parts ---------------------------------------------------------------------------------------
+
+
+def frames(samples: np.ndarray) -> list[bytes]:
+    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    pcm = np.concatenate([pcm, np.zeros(-pcm.size % 960, dtype=np.int16)])
+    return [chunk.tobytes() for chunk in pcm.reshape(-1, 960)]
+
+
+@pytest.mark.parametrize("hangover_ms", [300, 600])
+def test_the_turn_ends_one_hangover_after_the_last_voiced_frame(hangover_ms):
+    from rtclab.signals import synthesize_speech
+
+    speech = synthesize_speech("What will the weather be like in Lagos this afternoon").samples
+    detector = agent.TurnDetector(agent.AgentConfig(hangover_ms=hangover_ms))
+    events = []
+    for i, pcm in enumerate(frames(np.concatenate([np.zeros(9600), speech, np.zeros(48000)]))):
+        event = detector.feed(pcm, i * 0.02)
+        if event:
+            events.append((event, i * 0.02))
+    assert [e for e, _ in events] == ["onset", "end"]  # one turn: the pauses between words do not end it
+    assert events[0][1] >= 0.2  # not during the leading silence
+    assert events[1][1] - detector.last_voiced_at == pytest.approx(hangover_ms / 1000, abs=0.021)
+
+
+def test_silence_and_noise_never_start_a_turn():
+    detector = agent.TurnDetector(agent.AgentConfig())
+    quiet = np.random.default_rng(1).normal(0, 0.001, 48000 * 2)
+    assert not any(detector.feed(pcm, 0) for pcm in frames(quiet))
+
+
+def test_flush_silences_the_voice_at_the_next_frame():
+    import asyncio
+
+    async def scenario():
+        voice = agent.AgentVoiceTrack()
+        voice.speak(np.full(48000, 0.3, dtype=np.float32), utterance=1)  # one second queued
+        first = await voice.recv()
+        assert np.abs(first.to_ndarray()).max() > 0 and voice.speaking
+        assert voice.flush() == 49
+        after = await voice.recv()
+        assert not np.abs(after.to_ndarray()).any() and not voice.speaking
+        voice.stop()
+
+    asyncio.run(scenario())
+
+
+def test_phrases_are_cut_at_punctuation_after_a_few_words():
+    split = agent.phrases()
+    out = []
+    for word in [
+        "Hi.",
+        "Here",
+        "is",
+        "the",
+        "forecast",
+        "for",
+        "Lagos.",
+        "It",
+        "will",
+        "be",
+        "warm",
+        "and",
+        "humid",
+    ]:
+        out += split(word + " ")
+    out += split(None)
+    assert out == ["Hi. Here is the forecast for Lagos.", "It will be warm and humid"]
+
+
+def test_browser_offers_keep_only_udp_loopback_candidates():
+    sdp = (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\n"
+        "a=candidate:2 1 udp 2122194687 10.0.0.5 50001 typ host\r\n"
+        "a=candidate:3 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active\r\n"
+    )
+    kept, count = agent.keep_loopback_candidates(sdp)
+    assert count == 1 and "10.0.0.5" not in kept and " tcp " not in kept
+
+
+# --- tokens --------------------------------------------------------------------------------------------------
+
+SECRET = b"k" * 32
+
+
+def test_token_round_trip():
+    token = tokens.issue_token(SECRET, "s1", "alice", "caller", 60, now=1000)
+    grant = tokens.verify_token(SECRET, token, "s1", now=1059)
+    assert (grant.session, grant.user, grant.role, grant.expires_at) == ("s1", "alice", "caller", 1060)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "session", "status", "message"),
+    [
+        (lambda t: t, "s1", 401, "expired"),
+        (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "s1", 401, "signature"),
+        (lambda t: t + "." + t, "s1", 401, "malformed"),
+        (lambda t: t + "A" * 2000, "s1", 401, "malformed"),
+    ],
+)
+def test_bad_tokens_are_refused(mutate, session, status, message):
+    token = tokens.issue_token(SECRET, "s1", "alice", "caller", 60, now=1000)
+    with pytest.raises(tokens.TokenError, match=message) as refused:
+        tokens.verify_token(SECRET, mutate(token), session, now=2000)
+    assert refused.value.status == status
+
+
+def test_a_token_opens_one_session_and_needs_the_secret():
+    token = tokens.issue_token(SECRET, "s1", "alice", "caller", 60)
+    with pytest.raises(tokens.TokenError) as refused:
+        tokens.verify_token(SECRET, token, "s2")
+    assert refused.value.status == 403
+    with pytest.raises(tokens.TokenError, match="signature"):
+        tokens.verify_token(b"s" * 32, token, "s1")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_random_strings_never_verify(text):
+    with pytest.raises(tokens.TokenError):
+        tokens.verify_token(SECRET, text, "s1")
+
+
+# --- the service under hostile input -------------------------------------------------------------------------
+
+
+class Server:
+    """server.py in its own process on 127.0.0.1, driven with blocking HTTP calls."""
+
+    def __init__(self) -> None:
+        self.secret, self.key = secrets.token_bytes(32), secrets.token_urlsafe(24)
+        env = {**os.environ, "VOICE_AGENT_SECRET": self.secret.hex(), "VOICE_AGENT_BACKEND_KEY": self.key}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FOLDER / "server.py"), "--port", "0"],
+            cwd=sample_runner.ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5):
+            line = self.proc.stdout.readline().strip()
+            if line.startswith("listening on "):
+                break
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        self.url = line.removeprefix("listening on ")
+
+    def call(
+        self, method: str, path: str, token: str | None = None, body: object = None, raw: bytes | None = None
+    ):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            text = error.read()
+            assert error.headers.get("Content-Type", "").startswith("application/json"), text[:200]
+            return error.code, json.loads(text)
+
+    def token(self, session: str, user: str, role: str) -> str:
+        status, data = self.call(
+            "POST", "/v1/tokens", self.key, {"session": session, "user": user, "role": role}
+        )
+        assert status == 200, data
+        return data["token"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = Server()
+    yield running
+    running.stop()
+
+
+def fake_offer() -> dict:
+    return {"type": "offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\n"}
+
+
+def test_each_hostile_request_gets_its_4xx(server):
+    offer, turns = "/v1/sessions/s1/offer", "/v1/sessions/s1/turns"
+    caller, observer = server.token("s1", "alice", "caller"), server.token("s1", "bob", "observer")
+    expired = tokens.issue_token(server.secret, "s1", "old", "caller", 5, now=time.time() - 60)
+    cases = [
+        (server.call("POST", offer, body=fake_offer()), 401),
+        (server.call("GET", turns, expired), 401),
+        (server.call("GET", turns, caller[:-3] + "abc"), 401),
+        (server.call("GET", turns, server.token("s2", "alice", "caller")), 403),
+        (server.call("POST", offer, observer, body=fake_offer()), 403),
+        (server.call("POST", "/v1/sessions/s1/hangup", observer), 403),
+        (server.call("POST", offer, caller, raw=b"{not json"), 400),
+        (server.call("POST", offer, caller, raw=b"[1, 2]"), 400),
+        (server.call("POST", offer, caller, raw=b'{"type": "offer", "sdp": "' + b"a" * 70_000 + b'"}'), 413),
+        (server.call("POST", offer, caller, body={"type": "answer", "sdp": "v=0"}), 400),
+        (server.call("POST", offer, caller, body=fake_offer()), 422),  # no 127.0.0.1 candidate
+        (server.call("GET", turns, caller), 404),  # no agent in this session
+        (server.call("POST", "/v1/tokens", None, {"session": "s1", "user": "x", "role": "caller"}), 401),
+        (server.call("POST", "/v1/tokens", server.key, {"session": "s1", "user": "x", "role": "admin"}), 400),
+    ]
+    for (status, body), expected in cases:
+        assert status == expected, body
+        assert isinstance(body.get("error"), str) and body["error"]
+    assert server.call("GET", "/v1/health")[0] == 200
+
+
+def test_a_flood_from_one_user_is_throttled_and_others_still_served(server):
+    flooder, other = server.token("s3", "flood", "observer"), server.token("s3", "calm", "observer")
+    statuses = [server.call("GET", "/v1/sessions/s3/turns", flooder)[0] for _ in range(60)]
+    assert set(statuses) <= {404, 429} and statuses.count(429) > 0
+    assert (
+        server.call("GET", "/v1/sessions/s3/turns", other)[0] == 404
+    )  # served (no agent yet), not throttled
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+            lambda inner: (
+                st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+            ),
+            max_leaves=10,
+        ).map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {"type": st.just("offer"), "sdp": st.text(max_size=500).map(lambda s: "v=0\r\n" + s)}
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+)
+def test_junk_offers_get_4xx_never_5xx(server, body):
+    token = server.token(
+        "junk", "fuzzer" + secrets.token_hex(3), "caller"
+    )  # fresh user: under the rate limit
+    status, answer = server.call("POST", "/v1/sessions/junk/offer", token, raw=body)
+    assert 400 <= status < 500, answer
+    assert server.call("GET", "/v1/health")[0] == 200
+
+
+@pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--llm-url", "http://10.0.0.1/v1"]])
+def test_the_server_stays_on_loopback(args):
+    result = subprocess.run(
+        [sys.executable, str(FOLDER / "server.py"), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "loopback" in result.stderr
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+
+
+def test_every_included_section_is_marked():
+    for page in PAGES:
+        if not page.exists():
+            pytest.skip(f"{page.name} not written yet")
+        for file, section in re.findall(
+            r'--8<-- "samples/scenarios/voice_agent/([\w.]+):(\w+)"', page.read_text()
+        ):
+            text = (FOLDER / file).read_text(encoding="utf-8")
+            assert f"--8<-- [start:{section}]" in text and f"--8<-- [end:{section}]" in text, (file, section)
+
+
+def test_chromium_is_found_where_the_sample_looks():
+    assert shutil.which("chromium") or not os.path.exists("/usr/bin/chromium")
