@@ -134,7 +134,8 @@ def test_probe_gives_sane_numbers_under_every_profile(every_profile, name):
     assert report.rtt_ms, f"{name}: no RTT"
     rtt, jitter = profile.rtt_ms, up.jitter_ms + down.jitter_ms
     assert report.rtt_median_ms >= 0.8 * rtt - jitter, (report.rtt_ms, rtt)
-    assert report.rtt_p95_ms >= 0.8 * rtt - 5, (report.rtt_ms, rtt)
+    # With a single reading in a 2 s probe, the 95th percentile is that reading: jitter applies to it too.
+    assert report.rtt_p95_ms >= 0.8 * rtt - 5 - jitter, (report.rtt_ms, rtt)
     assert report.rtt_median_ms <= rtt + 400 + 8 * jitter + 1500, (report.rtt_ms, rtt)
 
     # Loss: at least a good part of the configured loss where enough packets were sent to see it; at most a
