@@ -533,6 +533,20 @@ def _deferred_scripts(output: str, before_bundle: list[str]) -> str:
     return output[: bundle.start()] + tag + output[bundle.end() :]
 
 
+# Where whitespace is content: left exactly as it is.
+_VERBATIM = re.compile(r"(<(pre|textarea|script|style)\b.*?</\2>)", re.S | re.I)
+
+
+def _squeeze_indentation(output: str) -> str:
+    """Drop the template indentation between tags (about 10 % of a page), keeping one newline so that
+    inline elements keep the space between them; <pre>, <textarea>, <script> and <style> are untouched."""
+    parts = _VERBATIM.split(output)
+    # split() returns [text, verbatim, tag name, text, verbatim, tag name, ...]
+    for i in range(0, len(parts), 3):
+        parts[i] = re.sub(r">[ \t]*\n\s*<", ">\n<", parts[i])
+    return "".join(part for i, part in enumerate(parts) if i % 3 != 2)
+
+
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     output = _inline_diagrams(output, page)
     output = _critical_head(output)
@@ -553,7 +567,7 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
             )
         before_bundle.append("../" * page.url.count("/") + MERMAID_DEST)
         _needs_mermaid_script.add(page.file.src_uri)
-    return _deferred_scripts(output, before_bundle)
+    return _squeeze_indentation(_deferred_scripts(output, before_bundle))
 
 
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has built every language and written the search index
