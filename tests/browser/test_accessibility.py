@@ -43,7 +43,9 @@ def test_every_page_passes_axe_in_both_palettes(browser: Browser, site_dir: Path
             page.add_script_tag(path=str(AXE))
             # Colours are checked as they end up: on a long page the palette's colour transitions can still be
             # running when axe reads them.
-            page.add_style_tag(content="*,*::before,*::after{transition:none!important;animation:none!important}")
+            page.add_style_tag(
+                content="*,*::before,*::after{transition:none!important;animation:none!important}"
+            )
             for palette in PALETTES:
                 page.evaluate(f"document.body.setAttribute('data-md-color-scheme', '{palette}')")
                 page.wait_for_timeout(300)  # colour transitions
