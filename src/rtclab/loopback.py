@@ -17,6 +17,7 @@ __all__ = [
     "LOOPBACK_ADDRESS",
     "candidate_addresses",
     "check_loopback_sdp",
+    "keep_loopback_candidates",
     "loopback_only",
     "rtc_configuration",
 ]
@@ -26,6 +27,7 @@ LOOPBACK_ADDRESS = "127.0.0.1"
 
 # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
 _CANDIDATE_LINE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ ", re.MULTILINE)
+_CANDIDATE_TRANSPORT_ADDRESS = re.compile(r"^a=candidate:\S+ \d+ (\S+) \d+ (\S+) \d+ typ ", re.IGNORECASE)
 
 
 def rtc_configuration() -> RTCConfiguration:
@@ -119,6 +121,38 @@ def candidate_addresses(sdp: str) -> list[str]:
         The addresses as written in the SDP (IP literals, or mDNS host names).
     """
     return _CANDIDATE_LINE.findall(sdp)
+
+
+# --8<-- [start:filter]
+def keep_loopback_candidates(sdp: str) -> tuple[str, list[str], list[str]]:
+    """Drop every ``a=candidate`` line that is not UDP on 127.0.0.1, before a peer applies a browser's offer.
+
+    Chromium offers a host candidate on every interface (and TCP ones); aiortc would check them all. Keeping
+    only UDP on 127.0.0.1 means the peer never sends a connectivity check anywhere else.
+
+    Args:
+        sdp: The remote peer's description (a browser's offer).
+
+    Returns:
+        The offer without the other candidates, the candidate lines kept, and the lines dropped.
+    """
+    kept: list[str] = []
+    dropped: list[str] = []
+    lines = []
+    for line in sdp.splitlines():
+        match = _CANDIDATE_TRANSPORT_ADDRESS.match(line)
+        if match:
+            transport, address = match.groups()
+            if transport.lower() == "udp" and address == LOOPBACK_ADDRESS:
+                kept.append(line)
+            else:
+                dropped.append(line)
+                continue
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n", kept, dropped
+
+
+# --8<-- [end:filter]
 
 
 def check_loopback_sdp(sdp: str) -> None:

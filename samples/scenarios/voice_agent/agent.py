@@ -29,6 +29,7 @@ from aiohttp import ClientSession, ClientTimeout
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from rtclab import loopback
 from rtclab.loopback import LOOPBACK_ADDRESS, check_loopback_sdp, loopback_only, rtc_configuration
 
 __all__ = ["Agent", "AgentConfig", "AgentVoiceTrack", "TurnDetector", "keep_loopback_candidates"]
@@ -248,20 +249,11 @@ class Turn:
 
 # --- the agent ----------------------------------------------------------------------------------------------
 
-_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (\S+) \d+ (\S+) \d+ typ ", re.IGNORECASE)
-
 
 def keep_loopback_candidates(sdp: str) -> tuple[str, int]:
     """The offer with only its UDP 127.0.0.1 candidates (a browser offers every interface), and how many."""
-    lines, kept = [], 0
-    for line in sdp.splitlines():
-        match = _CANDIDATE.match(line)
-        if match:
-            if match[1].lower() != "udp" or match[2] != LOOPBACK_ADDRESS:
-                continue
-            kept += 1
-        lines.append(line)
-    return "\r\n".join(lines) + "\r\n", kept
+    sdp, kept, _ = loopback.keep_loopback_candidates(sdp)
+    return sdp, len(kept)
 
 
 class _LoopbackOnly:

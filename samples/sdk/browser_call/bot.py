@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,44 +21,20 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCSessi
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from rtclab.loopback import LOOPBACK_ADDRESS, check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.loopback import (
+    LOOPBACK_ADDRESS,
+    check_loopback_sdp,
+    keep_loopback_candidates,
+    loopback_only,
+    rtc_configuration,
+)
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
 
 __all__ = ["Bot", "Received", "keep_loopback_candidates", "rtpmap"]
 
-# a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
-_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ (\S+) \d+ (\S+) \d+ typ ", re.IGNORECASE)
-
-
 # --8<-- [start:filter]
-def keep_loopback_candidates(sdp: str) -> tuple[str, list[str], list[str]]:
-    """Drop every ``a=candidate`` line that is not UDP on 127.0.0.1, before the bot applies the offer.
-
-    Chromium offers a host candidate on every interface (and TCP ones); aiortc would check them all. Keeping
-    only UDP on 127.0.0.1 means the bot never sends a connectivity check anywhere else.
-
-    Args:
-        sdp: The browser's offer.
-
-    Returns:
-        The offer without the other candidates, the candidate lines kept, and the lines dropped.
-    """
-    kept: list[str] = []
-    dropped: list[str] = []
-    lines = []
-    for line in sdp.splitlines():
-        match = _CANDIDATE.match(line)
-        if match:
-            transport, address = match.groups()
-            if transport.lower() == "udp" and address == LOOPBACK_ADDRESS:
-                kept.append(line)
-            else:
-                dropped.append(line)
-                continue
-        lines.append(line)
-    return "\r\n".join(lines) + "\r\n", kept, dropped
-
-
+# A browser offers a host candidate on every interface, over UDP and TCP: Bot.answer() keeps only UDP on
+# 127.0.0.1 with rtclab.loopback.keep_loopback_candidates (shown on the page) before aiortc sees the offer.
 # --8<-- [end:filter]
 
 
