@@ -16,10 +16,10 @@ FORCE ?=
 # LANG is also the locale variable of the shell; only a LANG given on the make command line is ours.
 GUIDE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),en)
 
-.PHONY: help env serve build execute test lint unit samples site-check browser bench-site offline new-guide stamp workshop clean
+.PHONY: help env serve build execute test lint unit samples site-check browser bench-site bench-scenarios offline new-guide stamp workshop clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "%-16s %s\n", $$1, $$2}'
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -74,6 +74,9 @@ test: env ## everything CI checks, with a timing per stage
 
 bench-site: build ## Lighthouse on home, tutorial, heaviest notebook (en, zh) at Slow 3G: median of RUNS (3)
 	$(PY) -m portal.bench_site --runs $(or $(RUNS),3)
+
+bench-scenarios: env ## run every scenario playbook's sample and report its headline figures vs targets (FULL=1)
+	$(PY) -m portal.bench_scenarios $(if $(FULL),--full)
 
 workshop: execute ## learner + instructor notebooks in build/workshop/, then JupyterLab (127.0.0.1) on the learner set
 	$(PY) -m portal.workshop serve $(if $(PORT),--port $(PORT))
