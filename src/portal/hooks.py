@@ -134,6 +134,29 @@ def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> 
     return file
 
 
+def _split_search_index(site: Path, data: dict[str, object]) -> None:
+    """One search index per language: search/ for English, zh/search/ for Chinese.
+
+    mkdocs-static-i18n merges both languages into one index, and a reader downloads all of it on their
+    first search: half of it in a language they did not search in, and results from both. Material asks
+    for `<base>/search/search_index.json`; the page script in _LAZY_SEARCH_INDEX points Chinese pages at
+    their own file. Entries keep their locations (relative to the site root, where `base` points).
+    """
+    docs = data.get("docs", [])
+    assert isinstance(docs, list)
+
+    def language(location: str) -> str:
+        first = location.split("/", 1)[0]
+        return first if first in LANGUAGES else DEFAULT_LANGUAGE
+
+    for lang in LANGUAGES:
+        own = [doc for doc in docs if language(doc["location"]) == lang]
+        target = site / ("" if lang == DEFAULT_LANGUAGE else lang) / "search" / "search_index.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({**data, "docs": own}, ensure_ascii=False, separators=(",", ":"))
+        target.write_text(text, encoding="utf-8")
+
+
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has rebuilt the file list for this language
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang = _language(config)
@@ -476,13 +499,18 @@ _STYLESHEET = re.compile(r'<link rel="stylesheet" href="([^"]+\.css)">')
 
 # Material requests the search index (every page's largest download) with XMLHttpRequest as soon as a
 # page loads. Hold that one request until the reader reaches for search: a focus in the search box, a
-# click on its icon, or the "/", "s", "f" shortcuts.
+# click on its icon, or the "/", "s", "f" shortcuts. Pages in another language than the default fetch their
+# own language's index (see _split_search_index).
 _LAZY_SEARCH_INDEX = """<script>(()=>{let go;const ready=new Promise(r=>go=r),X=XMLHttpRequest.prototype,open=X.open,send=X.send;
 const on=(t,f)=>addEventListener(t,f,true),near=(e,s)=>e.target.closest&&e.target.closest(s);
 on("focusin",e=>near(e,".md-search")&&go());on("click",e=>near(e,"label[for=__search]")&&go());
 on("keydown",e=>["/","s","f","S","F"].includes(e.key)&&go());
-X.open=function(m,u,...a){this.lmaLazy=String(u).includes("search/search_index.json");return open.call(this,m,u,...a)};
-X.send=function(...a){if(!this.lmaLazy)return send.apply(this,a);ready.then(()=>send.apply(this,a))}})()</script>"""
+X.open=function(m,u,...a){this.lmaLazy=String(u).includes("search/search_index.json");
+if(this.lmaLazy&&document.documentElement.lang!=="DEFAULT_LANGUAGE")u=String(u).replace("search/search_index.json",document.documentElement.lang+"/search/search_index.json");
+return open.call(this,m,u,...a)};
+X.send=function(...a){if(!this.lmaLazy)return send.apply(this,a);ready.then(()=>send.apply(this,a))}})()</script>""".replace(
+    "DEFAULT_LANGUAGE", DEFAULT_LANGUAGE
+)
 
 
 # Everything the first paint does not need (Material's stylesheets and its script bundle) is requested only
@@ -572,6 +600,29 @@ def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
     return _squeeze_indentation(_deferred_scripts(output, before_bundle))
 
 
+def _split_search_index(site: Path, data: dict[str, object]) -> None:
+    """One search index per language: search/ for English, zh/search/ for Chinese.
+
+    mkdocs-static-i18n merges both languages into one index, and a reader downloads all of it on their
+    first search: half of it in a language they did not search in, and results from both. Material asks
+    for `<base>/search/search_index.json`; the page script in _LAZY_SEARCH_INDEX points Chinese pages at
+    their own file. Entries keep their locations (relative to the site root, where `base` points).
+    """
+    docs = data.get("docs", [])
+    assert isinstance(docs, list)
+
+    def language(location: str) -> str:
+        first = location.split("/", 1)[0]
+        return first if first in LANGUAGES else DEFAULT_LANGUAGE
+
+    for lang in LANGUAGES:
+        own = [doc for doc in docs if language(doc["location"]) == lang]
+        target = site / ("" if lang == DEFAULT_LANGUAGE else lang) / "search" / "search_index.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({**data, "docs": own}, ensure_ascii=False, separators=(",", ":"))
+        target.write_text(text, encoding="utf-8")
+
+
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has built every language and written the search index
 def on_post_build(config: MkDocsConfig) -> None:
     # The search plugin escapes every CJK character as \\uXXXX (6 bytes); UTF-8 needs 3. Every page
@@ -579,10 +630,13 @@ def on_post_build(config: MkDocsConfig) -> None:
     index = Path(config.site_dir) / "search" / "search_index.json"
     if index.exists():
         data = json.loads(index.read_text(encoding="utf-8"))
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        index.write_text(text, encoding="utf-8")
-        if not config.use_directory_urls:
-            # The offline bundle: opened from file://, Material loads the index as a script, not JSON.
+        if config.use_directory_urls:
+            _split_search_index(Path(config.site_dir), data)
+        else:
+            # The offline bundle: opened from file://, Material loads the index as a script, not JSON, from
+            # the site root on every page, so both languages share it there.
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            index.write_text(text, encoding="utf-8")
             index.with_suffix(".js").write_text(f"var __index = {text}", encoding="utf-8")
     if not config.use_directory_urls:
         shim = Path(config.site_dir) / "assets" / "javascripts" / "iframe-worker-shim.js"

@@ -219,6 +219,8 @@ def test_notebook_source_shown_once(page: Page, lang: str) -> None:
 
 def test_search_english(page: Page, recorder: Recorder, screenshot: Screenshot, site_dir: Path) -> None:
     index_path, index = load_index(site_dir, "en")
+    chinese = [d["location"] for d in index["docs"] if d["location"].startswith("zh/")]
+    assert not chinese, f"{index_path} holds Chinese pages (each language has its own index): {chinese[:3]}"
     assert ENGLISH_QUERY in index_path.read_text(encoding="utf-8").lower(), (
         f"{ENGLISH_QUERY!r} does not occur in {index_path}: pick a word the site contains"
     )
