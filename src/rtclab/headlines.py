@@ -119,8 +119,10 @@ def read_headlines(path: Path) -> tuple[str, str, list[Headline]]:
 
 def _encode(headline: Headline) -> dict[str, object]:
     data = asdict(headline)
-    if math.isnan(headline.value):
-        data["value"] = None  # JSON has no NaN
+    for key in ("value", "target"):
+        number = data[key]
+        if isinstance(number, float) and not math.isfinite(number):
+            data[key] = None  # strict JSON has no NaN or Infinity: "not measured" / "no target"
     return data
 
 

@@ -13,12 +13,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import sample_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "video_1v1"
 SAMPLE = FOLDER / "video_1v1.py"
@@ -47,8 +50,14 @@ server_module = load("server")
 
 
 @pytest.fixture(scope="module")
-def quick_run() -> subprocess.CompletedProcess[str]:
-    return sample_runner.run_sample(SAMPLE, timeout=300)
+def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("video_1v1") / "headlines.json"
+
+
+@pytest.fixture(scope="module")
+def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
+    """The one quick run every test below reads (with --json, so the headline test shares it too)."""
+    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=300)
 
 
 def test_quick_run_measures_the_filter(quick_run):
@@ -106,6 +115,25 @@ def test_quick_run_refuses_every_hostile_request_and_keeps_serving(quick_run):
     assert "server still answering: yes" in out
 
 
+def test_quick_run_writes_its_headline_figures(quick_run, headlines_file):
+    out = quick_run.stdout
+    assert quick_run.returncode == 0, quick_run.stderr[-3000:] + out[-3000:]
+    assert f"headline figures written to {headlines_file}" in out
+    scenario, mode, figures = read_headlines(headlines_file)
+    assert (scenario, mode) == ("video-1v1", "quick") and 3 <= len(figures) <= 5
+    by = {h.metric: h for h in figures}
+    on_accept, pre = by["first frame after accept (on-accept)"], by["first frame after accept (pre-connect)"]
+    rows = connect_rows(out)  # the JSON says what the table printed: the caller's side on the last profile
+    assert abs(on_accept.value - rows[("chrome-3g", "on-accept")][1]) <= 0.6
+    assert abs(pre.value - rows[("chrome-3g", "pre-connect")][1]) <= 0.6
+    assert (
+        0 < pre.value < on_accept.value and on_accept.target is None and "chrome-3g" in on_accept.conditions
+    )
+    small, large = by["beauty filter CPU per frame (360p)"], by["beauty filter CPU per frame (720p)"]
+    assert small.target == large.target == pytest.approx(1000 / 15, abs=0.05)  # the 15 fps frame budget
+    assert 0 < small.value < large.value and all(h.unit == "ms" and h.better == "lower" for h in figures)
+
+
 # --- command line --------------------------------------------------------------------------------------------
 
 
@@ -124,6 +152,16 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text("somebody's earlier result\n", encoding="utf-8")
+    result = sample_runner.run_sample(SAMPLE, "--json", str(earlier))
+    assert result.returncode == 2 and result.stdout == ""  # refused before the filter or the server start
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "exists" in errors[0] and "Traceback" not in result.stderr
+    assert earlier.read_text(encoding="utf-8") == "somebody's earlier result\n"
 
 
 # --- tokens --------------------------------------------------------------------------------------------------
@@ -334,8 +372,21 @@ def test_a_flood_from_one_user_is_throttled_and_others_still_served(server):
 )
 def test_junk_bodies_get_4xx_never_5xx(server, body, path):
     token = server.token(f"fz{secrets.token_hex(4)}")  # a fresh user each time: no rate limit, no match
+    if path == "/v1/match":
+        body = without_long_poll(body)
     status, answer = server.call("POST", path.format(call="c" + secrets.token_hex(4)), token, raw=body)
     assert 400 <= status < 500, answer
+
+
+def without_long_poll(body: bytes) -> bytes:
+    """Any JSON object is a valid match request and waits up to 10 s for a partner (then 408): ask for 0 s."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict) and data.get("wait_s") is None:
+        return json.dumps(data | {"wait_s": 0}).encode()
+    return body
 
 
 def test_during_a_flood_every_accepted_message_arrives_in_order(server):

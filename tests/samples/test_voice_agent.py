@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -21,6 +22,8 @@ import pytest
 import sample_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "voice_agent"
 SAMPLE = FOLDER / "voice_agent.py"
@@ -51,8 +54,14 @@ def value(out: str, label: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def quick_run() -> subprocess.CompletedProcess[str]:
-    return sample_runner.run_sample(SAMPLE, timeout=240)
+def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("voice_agent") / "headlines.json"
+
+
+@pytest.fixture(scope="module")
+def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
+    """The one quick run every test below reads (with --json, so the headline test shares it too)."""
+    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=240)
 
 
 def test_quick_run_breaks_the_response_time_into_stages(quick_run):
@@ -100,6 +109,29 @@ def test_quick_run_refuses_every_hostile_request_and_keeps_the_call(quick_run):
     kept = re.search(r"kept hearing the caller: (\d+)% of real time", out)
     assert kept and int(kept[1]) >= 50
     assert "server still answering: yes" in out
+
+
+def test_quick_run_writes_its_headline_figures(quick_run, headlines_file):
+    out = quick_run.stdout
+    assert quick_run.returncode == 0, out[-2000:] + quick_run.stderr[-3000:]
+    assert f"headline figures written to {headlines_file}" in out
+    scenario, mode, figures = read_headlines(headlines_file)
+    assert (scenario, mode) == ("ai-agent", "quick") and 3 <= len(figures) <= 5
+    by = {h.metric: h for h in figures}
+    total = by["end of speech -> first agent audio"]
+    assert total.target == 600 and "Retell" in total.source
+    assert "no ASR" in total.conditions and "first token after 300 ms" in total.conditions
+    assert abs(total.value - value(out, "total (no ASR here")) <= 0.6  # the JSON says what the table printed
+    rtc = by["RTC both ways (uplink + downlink stages)"]
+    assert rtc.target == 300 and 0 < rtc.value < total.value
+    # per turn uplink + downlink; with one or two turns the median of sums is the sum of medians
+    assert abs(rtc.value - value(out, "uplink: user's") - value(out, "downlink:")) <= 1.0
+    tts = by["TTS: first phrase -> first audio"]
+    assert tts.target == 350 and abs(tts.value - value(out, "TTS: espeak-ng")) <= 0.6
+    barge = by["barge-in: user speech onset -> agent audio stopped"]
+    barge_table = out[out.index("Barge-in:") :]
+    assert barge.target is None and abs(barge.value - value(barge_table, "total")) <= 0.6
+    assert all(h.unit == "ms" and h.better == "lower" for h in figures)
 
 
 def test_the_knobs_move_their_own_stage():
@@ -156,6 +188,16 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text("somebody's earlier result\n", encoding="utf-8")
+    result = sample_runner.run_sample(SAMPLE, "--json", str(earlier))
+    assert result.returncode == 2 and result.stdout == ""  # refused before the server starts
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "exists" in errors[0] and "Traceback" not in result.stderr
+    assert earlier.read_text(encoding="utf-8") == "somebody's earlier result\n"
 
 
 # --- the agent's parts ---------------------------------------------------------------------------------------

@@ -13,12 +13,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import sample_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "voice_room"
 SAMPLE = FOLDER / "voice_room.py"
@@ -44,8 +47,14 @@ client = load("client")
 
 
 @pytest.fixture(scope="module")
-def quick_run() -> subprocess.CompletedProcess[str]:
-    return sample_runner.run_sample(SAMPLE, timeout=240)
+def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("voice_room") / "headlines.json"
+
+
+@pytest.fixture(scope="module")
+def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
+    """The one quick run every test below reads (with --json, so the headline test shares it too)."""
+    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=240)
 
 
 def cells(out: str, label: str) -> list[str]:
@@ -78,6 +87,24 @@ def test_quick_run_refuses_every_hostile_request_and_keeps_serving(quick_run):
     assert "server still answering: yes" in out
 
 
+def test_quick_run_writes_its_headline_figures(quick_run, headlines_file):
+    assert quick_run.returncode == 0, quick_run.stderr[-3000:]
+    assert f"headline figures written to {headlines_file}" in quick_run.stdout
+    scenario, mode, figures = read_headlines(headlines_file)
+    assert (scenario, mode) == ("voice-room", "quick") and 3 <= len(figures) <= 5
+    by = {h.metric: h for h in figures}
+    join = by["join: token request -> first audio"]
+    assert join.unit == "ms" and join.target == 5000 and join.better == "lower" and 0 < join.value < 5000
+    for column, mode_name in enumerate(("forward", "mix")):  # the JSON says what the table printed
+        pesq = by[f"host's voice, PESQ-WB ({mode_name})"]
+        delay = by[f"delay through the server ({mode_name})"]
+        assert pesq.target is None and pesq.better == "higher" and 1.0 <= pesq.value <= 4.64  # the scale
+        assert delay.target == 150 and delay.unit == "ms" and 0 < delay.value < 1000
+        assert abs(pesq.value - float(cells(quick_run.stdout, "host's voice, PESQ-WB")[column])) <= 0.006
+        assert abs(delay.value - float(cells(quick_run.stdout, "delay via server")[column])) <= 0.6
+    assert all(h.source for h in figures) and "loopback" in by["delay through the server (mix)"].conditions
+
+
 # --- command line --------------------------------------------------------------------------------------------
 
 
@@ -103,6 +130,16 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text("somebody's earlier result\n", encoding="utf-8")
+    result = sample_runner.run_sample(SAMPLE, "--json", str(earlier))
+    assert result.returncode == 2 and result.stdout == ""  # refused before the server starts
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "exists" in errors[0] and "Traceback" not in result.stderr
+    assert earlier.read_text(encoding="utf-8") == "somebody's earlier result\n"
 
 
 # --- tokens --------------------------------------------------------------------------------------------------
@@ -346,10 +383,11 @@ def test_a_flood_from_one_user_is_throttled_and_others_still_served(server):
     path=st.sampled_from(["join", "seat", "mute", "kick", "leave"]),
 )
 def test_junk_bodies_get_4xx_never_5xx(server, body, path):
-    token = server.token("r1", "fuzzer", "speaker")  # a fresh token each time: no member joins from junk
+    # a fresh user each time: no member joins from junk, and the per-user rate limit never answers first,
+    # so each body reaches the checks behind it
+    token = server.token("r1", f"fz{secrets.token_hex(4)}", "speaker")
     status, answer = server.call("POST", f"/v1/rooms/r1/{path}", token, raw=body)
     assert 400 <= status < 500, answer
-    time.sleep(0.1)  # stay under the per-user rate limit, so each body reaches the checks behind it
 
 
 def test_during_a_flood_every_accepted_command_is_applied_and_audio_flows(server):

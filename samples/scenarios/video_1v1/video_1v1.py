@@ -15,6 +15,7 @@ secret and backend key, then measures:
     .venv/bin/python samples/scenarios/video_1v1/video_1v1.py            # quick (CI)
     .venv/bin/python samples/scenarios/video_1v1/video_1v1.py --full     # or LMA_MODE=full: more runs, longer
     .venv/bin/python samples/scenarios/video_1v1/video_1v1.py --profiles loadero-3g --caps 800
+    .venv/bin/python samples/scenarios/video_1v1/video_1v1.py --json video.json   # + headline figures as JSON
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ from media import LADDER, CameraTrack, HeldTrack, LadderTrack
 from tokens import issue_token
 
 from rtclab.encoders import TunedVp8Encoder, VideoEncoderSettings, install_encoder
+from rtclab.headlines import Headline, write_headlines
 from rtclab.impair import Impairment
 from rtclab.profiles import get_profile, load_profiles
 
 HERE = Path(__file__).resolve().parent
 WAYS = ("on-accept", "pre-connect", "early-media")
+FRAME_BUDGET_MS = 1000 / 15  # the camera's 15 fps: the whole send path must fit in one frame interval
 
 
 @dataclass(frozen=True)
@@ -341,10 +344,58 @@ def report(size, cost, connects, helds, checks, intact, healthy) -> str:
     return "\n".join(lines)
 
 
+# --- headline figures for the scenario benchmark (--json) ----------------------------------------------------
+
+
+def _median_or_nan(values: list[float | None]) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def headlines(size: Size, cost: dict, connects: dict[str, dict[str, list[Connect]]]) -> list[Headline]:
+    """Time to first frame with and without pre-connect, and the filter's cost against the frame budget."""
+    profile = size.profiles[-1]  # the last profile: the slowest in the default lists
+    figures = [
+        Headline(
+            f"first frame after accept ({way})",
+            _median_or_nan([r.caller_sees_ms for r in connects[profile][way]]),
+            "ms",
+            source="no published target (Agora defines first-frame time, without a number)",
+            conditions=f"caller sees the callee; profile {profile} on media and signaling; "
+            f"ring {size.ring_s:g} s; median of {size.runs} call(s)",
+        )
+        for way in ("on-accept", "pre-connect")
+    ]
+    figures += [
+        Headline(
+            f"beauty filter CPU per frame ({name})",
+            cost[name][0],
+            "ms",
+            target=round(FRAME_BUDGET_MS, 1),
+            source="frame budget: one interval at 15 fps for the whole send path (not a published target)",
+            conditions=f"process CPU time, Python + numpy, mean of {size.filter_frames} frames",
+        )
+        for name in ("360p", "720p")
+        if name in cost
+    ]
+    return figures
+
+
+def save_headlines(path: Path, full: bool, figures: list[Headline]) -> bool:
+    """Write the figures to a new file; False (and one line on stderr) when that fails."""
+    try:
+        write_headlines(path, "video-1v1", "full" if full else "quick", figures)
+    except OSError as error:  # FileExistsError included: somebody created it during the run
+        print(f"--json: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    print(f"headline figures written to {path}")
+    return True
+
+
 # --- main ----------------------------------------------------------------------------------------------------
 
 
-async def run(size: Size, full: bool) -> int:
+async def run(size: Size, full: bool, json_path: Path | None = None) -> int:
     secret, backend_key = secrets.token_bytes(32), secrets.token_urlsafe(24)  # new every run, never on disk
     cost = await filter_cost(size.filter_frames)  # first, while nothing else runs in this process
     proc, base_url = await start_server(secret, backend_key)
@@ -382,6 +433,8 @@ async def run(size: Size, full: bool) -> int:
     ok = ok and all(
         r.caller_sees_ms is not None for by in connects.values() for rs in by.values() for r in rs
     )
+    if json_path is not None:
+        ok = save_headlines(json_path, full, headlines(size, cost, connects)) and ok
     return 0 if ok else 1
 
 
@@ -412,6 +465,16 @@ def _runs(text: str) -> int:
     return int(text)
 
 
+def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
+    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
+    if path is None:
+        return
+    if path.exists() or path.is_symlink():
+        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
+    if not path.parent.is_dir():
+        parser.error(f"--json: no directory {path.parent}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Match two users, connect a 1v1 video call three ways, and measure it."
@@ -426,7 +489,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--caps", type=_caps, help="comma-separated uplink caps in kbit/s for the ladder test"
     )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+    )
     args = parser.parse_args(argv)
+    check_json_path(parser, args.json)
     full = args.full or os.environ.get("LMA_MODE") == "full"
     base = FULL if full else QUICK
     size = Size(
@@ -437,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         cap_seconds=base.cap_seconds,
         filter_frames=base.filter_frames,
     )
-    return asyncio.run(run(size, full))
+    return asyncio.run(run(size, full, args.json))
 
 
 if __name__ == "__main__":

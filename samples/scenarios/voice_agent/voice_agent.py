@@ -12,6 +12,7 @@ There is no speech recognition: a real agent adds its ASR time between the end o
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --full       # or LMA_MODE=full: 3 rounds
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --hangover-ms 300 --first-token-ms 800
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --browser    # the user is headless Chromium
+    .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --json agent.json   # + headline figures as JSON
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from client import Api, Caller
 from server import add_agent_options, check_agent_options
 from tokens import issue_token
 
+from rtclab.headlines import Headline, write_headlines
 from rtclab.signals import synthesize_speech
 
 HERE = Path(__file__).resolve().parent
@@ -231,6 +233,67 @@ async def hostile(api: Api, secret: bytes, session: str, caller_token: str) -> l
 # --8<-- [end:hostile]
 
 
+def _median_or_nan(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def headlines(stages: dict, barge: dict, args: argparse.Namespace) -> list[Headline]:
+    """The response time, its network and TTS stages, and the barge-in stop time, next to the page's targets."""
+    llm = (
+        f"LLM at {args.llm_url}"
+        if args.llm_url
+        else f"stand-in LLM, first token after {args.first_token_ms:g} ms"
+    )
+    network = f"profile {args.profile} both ways" if args.profile else "loopback, no network delay"
+    turns = f"median of {len(stages.get('total', []))} turn(s)"
+    both_ways = [u + d for u, d in zip(stages.get("uplink", []), stages.get("downlink", []), strict=False)]
+    return [
+        Headline(
+            "end of speech -> first agent audio",
+            _median_or_nan(stages.get("total", [])),
+            "ms",
+            target=600.0,
+            source="Retell AI: as low as 600 ms (with ASR)",
+            conditions=f"no ASR; {llm}; VAD hangover {args.hangover_ms} ms; espeak-ng TTS; {network}; {turns}",
+        ),
+        Headline(
+            "RTC both ways (uplink + downlink stages)",
+            _median_or_nan(both_ways),
+            "ms",
+            target=300.0,
+            source="Agora: RTC typically 150-300 ms (upper end)",
+            conditions=f"encode, network, jitter buffers, decode; {network}; {turns}",
+        ),
+        Headline(
+            "TTS: first phrase -> first audio",
+            _median_or_nan(stages.get("tts", [])),
+            "ms",
+            target=350.0,
+            source="Agora: TTS first byte typically 100-350 ms (upper end)",
+            conditions=f"espeak-ng in the agent's process, per phrase; {turns}",
+        ),
+        Headline(
+            "barge-in: user speech onset -> agent audio stopped",
+            _median_or_nan(barge.get("total", [])),
+            "ms",
+            source="no published stop time (Agora example: speaking_interrupt_duration_ms 320)",
+            conditions=f"interrupts after {args.onset_ms} ms of speech; {network}; "
+            f"median of {len(barge.get('total', []))} barge-in(s)",
+        ),
+    ]
+
+
+def save_headlines(path: Path, full: bool, figures: list[Headline]) -> bool:
+    """Write the figures to a new file; False (and one line on stderr) when that fails."""
+    try:
+        write_headlines(path, "ai-agent", "full" if full else "quick", figures)
+    except OSError as error:  # FileExistsError included: somebody created it during the run
+        print(f"--json: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    print(f"headline figures written to {path}")
+    return True
+
+
 async def run(args: argparse.Namespace, full: bool) -> int:
     secret, backend_key = secrets.token_bytes(32), secrets.token_urlsafe(24)  # new every run, never on disk
     synthesize_speech(QUESTION), synthesize_speech(INTERRUPTION)  # cached before the clock starts
@@ -318,7 +381,19 @@ async def run(args: argparse.Namespace, full: bool) -> int:
     print(f"  the agent kept hearing the caller: {kept:.0%} of real time")
     print(f"  server still answering: {'yes' if healthy else 'NO'}")
     ok = healthy and not problems and all(str(s) == e for _, s, e in checks) and n_turns and n_barge
+    if args.json is not None:
+        ok = save_headlines(args.json, full, headlines(stages, barge, args)) and ok
     return 0 if ok else 1
+
+
+def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
+    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
+    if path is None:
+        return
+    if path.exists() or path.is_symlink():
+        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
+    if not path.parent.is_dir():
+        parser.error(f"--json: no directory {path.parent}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,8 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--browser-seconds", type=float, default=8.0, help="how long the browser call lasts (3-60)"
     )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+    )
     add_agent_options(parser)
     args = parser.parse_args(argv)
+    check_json_path(parser, args.json)
+    if args.json is not None and args.browser:
+        parser.error("--json: the browser run measures no stage breakdown; leave out --browser")
     check_agent_options(parser, args)
     if args.rounds is not None and not 1 <= args.rounds <= 10:
         parser.error("--rounds must be between 1 and 10")

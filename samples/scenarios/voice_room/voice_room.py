@@ -10,6 +10,7 @@ freezes, and the server's CPU per room. Last, it sends the server hostile reques
     .venv/bin/python samples/scenarios/voice_room/voice_room.py            # quick: 1 host, 1 speaker, 2 audience
     .venv/bin/python samples/scenarios/voice_room/voice_room.py --full     # or LMA_MODE=full: bigger, longer
     .venv/bin/python samples/scenarios/voice_room/voice_room.py --profile philippines-mobile
+    .venv/bin/python samples/scenarios/voice_room/voice_room.py --json room.json   # + headline figures as JSON
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiohttp import ClientSession, ClientTimeout
 from client import Api, Participant
 from tokens import issue_token
 
+from rtclab.headlines import Headline, write_headlines
 from rtclab.quality import align, pesq_mos
 from rtclab.signals import (
     SpeechAudioTrack,
@@ -297,10 +299,70 @@ def report(results: list[ModeResult], checks, kept: tuple[int, float], healthy: 
     return "\n".join(lines)
 
 
+# --- headline figures for the scenario benchmark (--json) ----------------------------------------------------
+
+
+def _median_or_nan(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def headlines(results: list[ModeResult], size: Size, profile: str | None, note: str) -> list[Headline]:
+    """Join time, the host's PESQ and the delay through the server per mode, next to the page's targets."""
+    room = f"1 host + {size.speakers} speaker(s) + {size.audience} audience"
+    network = f"profile {profile} on every member's link" if profile else "loopback, no network delay"
+    figures = [
+        Headline(
+            "join: token request -> first audio",
+            _median_or_nan([ms for r in results for ms in r.join_ms]),
+            "ms",
+            target=5000.0,
+            source="Alibaba Cloud RTC: share of joins within 5 s",
+            conditions=f"median over the audience, {' and '.join(r.mode for r in results)}; {room}; {network}",
+        )
+    ]
+    figures += [
+        Headline(
+            f"host's voice, PESQ-WB ({r.mode})",
+            _median_or_nan(r.pesq),
+            "MOS-LQO",
+            better="higher",
+            source="ITU-T P.862.2 scale 1.04-4.64; no published target",
+            conditions=f"{r.mode} mode, median over the audience; host voice: {note}; {network}",
+        )
+        for r in results
+    ]
+    figures += [
+        Headline(
+            f"delay through the server ({r.mode})",
+            _median_or_nan(r.delay_ms),
+            "ms",
+            target=150.0,
+            source="ITU-T G.114: < 150 ms one-way, mouth to ear",
+            conditions=f"{r.mode} mode, median over the audience; "
+            + (network if profile else "loopback: the server's and the jitter buffers' share only"),
+        )
+        for r in results
+    ]
+    return figures
+
+
+def save_headlines(path: Path, full: bool, figures: list[Headline]) -> bool:
+    """Write the figures to a new file; False (and one line on stderr) when that fails."""
+    try:
+        write_headlines(path, "voice-room", "full" if full else "quick", figures)
+    except OSError as error:  # FileExistsError included: somebody created it during the run
+        print(f"--json: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    print(f"headline figures written to {path}")
+    return True
+
+
 # --- main ----------------------------------------------------------------------------------------------------
 
 
-async def run(size: Size, modes: list[str], profile: str | None, full: bool) -> int:
+async def run(
+    size: Size, modes: list[str], profile: str | None, full: bool, json_path: Path | None = None
+) -> int:
     secret, backend_key = secrets.token_bytes(32), secrets.token_urlsafe(24)  # new every run, never on disk
     uplink = None
     if profile:
@@ -343,6 +405,8 @@ async def run(size: Size, modes: list[str], profile: str | None, full: bool) -> 
         await proc.wait()
     print(report(results, checks, kept, healthy, note))
     ok = healthy and all(str(s) == e for _, s, e in checks) and all(r.join_ms for r in results)
+    if json_path is not None:
+        ok = save_headlines(json_path, full, headlines(results, size, profile, note)) and ok
     return 0 if ok else 1
 
 
@@ -364,6 +428,16 @@ def _bounded(low: float, high: float, kind: type = int):
     return parse
 
 
+def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
+    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
+    if path is None:
+        return
+    if path.exists() or path.is_symlink():
+        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
+    if not path.parent.is_dir():
+        parser.error(f"--json: no directory {path.parent}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run a voice room (forward and mix) on loopback and measure it."
@@ -377,7 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", help="an rtclab network profile for every member's link (e.g. chrome-3g)"
     )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+    )
     args = parser.parse_args(argv)
+    check_json_path(parser, args.json)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"forward", "mix"}:
         parser.error("--modes: a comma-separated list of forward and mix")
@@ -398,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speakers: the hostile checks need at least one speaker")
     if size.audience < 2:
         parser.error("--audience: at least two (one is kicked in the hostile checks)")
-    return asyncio.run(run(size, modes, args.profile, full))
+    return asyncio.run(run(size, modes, args.profile, full, args.json))
 
 
 if __name__ == "__main__":
