@@ -9,6 +9,7 @@ earlier result.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -58,6 +59,22 @@ class Headline:
             return None
         gain = self.target - self.value if self.better == "lower" else self.value - self.target
         return gain / abs(self.target)
+
+
+def new_json_path(text: str) -> Path:
+    """An argparse ``type`` for ``--json PATH``: a file that does not exist yet, in a folder that does.
+
+    Checked when the arguments are read, before a run of minutes, so a mistake costs nothing, and a file
+    that exists (somebody's earlier result) is never overwritten::
+
+        parser.add_argument("--json", type=new_json_path, metavar="PATH", help="...")
+    """
+    path = Path(text)
+    if path.exists() or path.is_symlink():
+        raise argparse.ArgumentTypeError(f"{path} exists; choose a new file (it is never overwritten)")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no directory {path.parent}")
+    return path
 
 
 def write_headlines(path: Path, scenario: str, mode: str, headlines: list[Headline]) -> None:

@@ -231,3 +231,22 @@ def test_infinite_figures_are_written_as_strict_json(tmp_path: Path) -> None:
     assert "Infinity" not in text and "NaN" not in text
     _, _, (headline,) = read_headlines(path)
     assert math.isnan(headline.value) and headline.target is None
+
+
+def test_json_argument_refuses_an_existing_file_in_one_line(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from rtclab.headlines import new_json_path
+
+    existing = tmp_path / "old.json"
+    existing.write_text("{}", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="runner")
+    parser.add_argument("--json", type=new_json_path)
+    assert parser.parse_args(["--json", str(tmp_path / "new.json")]).json == tmp_path / "new.json"
+    for bad, why in ((existing, "exists"), (tmp_path / "nowhere" / "x.json", "no directory")):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args(["--json", str(bad)])
+        assert stop.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith("runner: error: argument --json:") and why in error
+    assert existing.read_text(encoding="utf-8") == "{}"
