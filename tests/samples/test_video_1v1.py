@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import sample_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtclab import tokens as rtclab_tokens
 from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "video_1v1"
@@ -160,13 +162,30 @@ def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
     result = sample_runner.run_sample(SAMPLE, "--json", str(earlier))
     assert result.returncode == 2 and result.stdout == ""  # refused before the filter or the server start
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "exists" in errors[0] and "Traceback" not in result.stderr
+    assert len(errors) == 1 and "argument --json:" in errors[0] and "exists" in errors[0]
+    assert "Traceback" not in result.stderr
     assert earlier.read_text(encoding="utf-8") == "somebody's earlier result\n"
+
+
+def test_a_json_file_in_a_missing_folder_is_refused_before_the_run(tmp_path):
+    result = sample_runner.run_sample(SAMPLE, "--json", str(tmp_path / "missing" / "headlines.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "argument --json: no directory" in errors[0]
+    assert not (tmp_path / "missing").exists()
 
 
 # --- tokens --------------------------------------------------------------------------------------------------
 
 SECRET = b"k" * 32
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def test_token_round_trip():
@@ -192,12 +211,26 @@ def test_bad_tokens_are_refused(mutate, message):
 
 def test_a_payload_cannot_be_edited_without_the_secret():
     payload, signature = tokens.issue_token(SECRET, "bob", 60).split(".")
-    claims = json.loads(tokens._unb64(payload))
+    claims = json.loads(_unb64(payload))
     claims["user"] = "alice"
     with pytest.raises(tokens.TokenError, match="signature"):
-        tokens.verify_token(SECRET, tokens._b64(json.dumps(claims).encode()) + "." + signature)
+        tokens.verify_token(SECRET, _b64(json.dumps(claims).encode()) + "." + signature)
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify_token(b"s" * 32, tokens.issue_token(SECRET, "bob", 60))
+
+
+@pytest.mark.parametrize(
+    ("claims", "status", "message"),
+    [
+        ({"name": "alice"}, 401, "malformed"),  # another service's token: no user
+        ({"user": "bad user"}, 401, "malformed"),
+    ],
+)
+def test_signed_claims_are_still_checked(claims, status, message):
+    """A token signed with the right secret must still carry this scenario's claims."""
+    with pytest.raises(rtclab_tokens.TokenError, match=message) as refused:  # what the servers catch
+        tokens.verify_token(SECRET, rtclab_tokens.sign(SECRET, claims, 60))
+    assert refused.value.status == status
 
 
 @settings(max_examples=200, deadline=None)

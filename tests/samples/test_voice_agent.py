@@ -23,6 +23,7 @@ import sample_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtclab import tokens as rtclab_tokens
 from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "voice_agent"
@@ -196,8 +197,17 @@ def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
     result = sample_runner.run_sample(SAMPLE, "--json", str(earlier))
     assert result.returncode == 2 and result.stdout == ""  # refused before the server starts
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "exists" in errors[0] and "Traceback" not in result.stderr
+    assert len(errors) == 1 and "argument --json:" in errors[0] and "exists" in errors[0]
+    assert "Traceback" not in result.stderr
     assert earlier.read_text(encoding="utf-8") == "somebody's earlier result\n"
+
+
+def test_a_json_file_in_a_missing_folder_is_refused_before_the_run(tmp_path):
+    result = sample_runner.run_sample(SAMPLE, "--json", str(tmp_path / "missing" / "headlines.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "argument --json: no directory" in errors[0]
+    assert not (tmp_path / "missing").exists()
 
 
 # --- the agent's parts ---------------------------------------------------------------------------------------
@@ -315,6 +325,21 @@ def test_a_token_opens_one_session_and_needs_the_secret():
     assert refused.value.status == 403
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify_token(b"s" * 32, token, "s1")
+
+
+@pytest.mark.parametrize(
+    ("claims", "status", "message"),
+    [
+        ({"sid": "s1", "sub": "alice", "role": "admin"}, 403, "unknown role"),
+        ({"sub": "alice", "role": "caller"}, 401, "malformed"),  # another service's token: no session
+        ({"sid": "s1", "sub": "bad user", "role": "caller"}, 401, "malformed"),
+    ],
+)
+def test_signed_claims_are_still_checked(claims, status, message):
+    """A token signed with the right secret must still carry this scenario's claims."""
+    with pytest.raises(rtclab_tokens.TokenError, match=message) as refused:  # what the servers catch
+        tokens.verify_token(SECRET, rtclab_tokens.sign(SECRET, claims, 60), "s1")
+    assert refused.value.status == status
 
 
 @settings(max_examples=200, deadline=None)

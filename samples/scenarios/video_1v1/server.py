@@ -22,7 +22,6 @@ import os
 import secrets
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -30,8 +29,9 @@ from aiohttp import web
 from tokens import Grant, TokenError, issue_token, verify_token
 
 from rtclab.loopback import check_loopback_sdp
+from rtclab.ratelimit import RateLimiter
 
-__all__ = ["Call", "Limits", "Matchmaker", "RateLimiter", "make_app"]
+__all__ = ["Call", "Limits", "Matchmaker", "make_app"]
 
 SECRET_ENV = "VIDEO_1V1_SECRET"  # hex; the token signing secret
 BACKEND_KEY_ENV = "VIDEO_1V1_BACKEND_KEY"  # what the app's backend presents to get tokens
@@ -58,24 +58,6 @@ class Limits:
     mailbox: int = 16
     max_wait_s: float = 10.0
     max_calls: int = 1000
-
-
-class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, then ``per_second``."""
-
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.burst, self.per_second = burst, per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        allowed = tokens >= 1
-        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        if len(self._buckets) > 10_000:  # forget full buckets so many keys cannot exhaust memory
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
-        return allowed
 
 
 class Refused(Exception):

@@ -39,7 +39,7 @@ from media import LADDER, CameraTrack, HeldTrack, LadderTrack
 from tokens import issue_token
 
 from rtclab.encoders import TunedVp8Encoder, VideoEncoderSettings, install_encoder
-from rtclab.headlines import Headline, write_headlines
+from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.impair import Impairment
 from rtclab.profiles import get_profile, load_profiles
 
@@ -465,16 +465,6 @@ def _runs(text: str) -> int:
     return int(text)
 
 
-def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
-    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
-    if path is None:
-        return
-    if path.exists() or path.is_symlink():
-        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
-    if not path.parent.is_dir():
-        parser.error(f"--json: no directory {path.parent}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Match two users, connect a 1v1 video call three ways, and measure it."
@@ -490,10 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         "--caps", type=_caps, help="comma-separated uplink caps in kbit/s for the ladder test"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+        "--json",
+        type=new_json_path,
+        metavar="PATH",
+        help="also write the headline figures to this new JSON file",
     )
     args = parser.parse_args(argv)
-    check_json_path(parser, args.json)
     full = args.full or os.environ.get("LMA_MODE") == "full"
     base = FULL if full else QUICK
     size = Size(

@@ -23,7 +23,6 @@ import os
 import secrets
 import signal
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +30,8 @@ from agent import Agent, AgentConfig
 from aiohttp import web
 from llm_standin import LABEL, StandIn, start
 from tokens import TokenError, issue_token, verify_token
+
+from rtclab.ratelimit import RateLimiter
 
 __all__ = ["AgentServer", "Limits", "make_app"]
 
@@ -53,23 +54,6 @@ class Limits:
     burst = 20
     per_second = 10.0
     max_sessions = 20
-
-
-class RateLimiter:
-    """A token bucket per key."""
-
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.burst, self.per_second = burst, per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        self._buckets[key] = (tokens - 1 if tokens >= 1 else tokens, now)
-        if len(self._buckets) > 10_000:
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
-        return tokens >= 1
 
 
 class AgentServer:

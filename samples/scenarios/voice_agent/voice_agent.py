@@ -31,7 +31,7 @@ from client import Api, Caller
 from server import add_agent_options, check_agent_options
 from tokens import issue_token
 
-from rtclab.headlines import Headline, write_headlines
+from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.signals import synthesize_speech
 
 HERE = Path(__file__).resolve().parent
@@ -386,16 +386,6 @@ async def run(args: argparse.Namespace, full: bool) -> int:
     return 0 if ok else 1
 
 
-def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
-    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
-    if path is None:
-        return
-    if path.exists() or path.is_symlink():
-        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
-    if not path.parent.is_dir():
-        parser.error(f"--json: no directory {path.parent}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Talk to a voice agent on loopback and measure its turn-taking."
@@ -411,11 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         "--browser-seconds", type=float, default=8.0, help="how long the browser call lasts (3-60)"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+        "--json",
+        type=new_json_path,
+        metavar="PATH",
+        help="also write the headline figures to this new JSON file",
     )
     add_agent_options(parser)
     args = parser.parse_args(argv)
-    check_json_path(parser, args.json)
     if args.json is not None and args.browser:
         parser.error("--json: the browser run measures no stage breakdown; leave out --browser")
     check_agent_options(parser, args)

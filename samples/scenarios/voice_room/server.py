@@ -35,8 +35,9 @@ from rooms import Room, RoomError
 from tokens import ROLES, JoinToken, TokenError, check_name, issue_token, new_secret, verify_token
 
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.ratelimit import RateLimiter
 
-__all__ = ["Limits", "RateLimiter", "RoomServer", "make_app"]
+__all__ = ["Limits", "RoomServer", "make_app"]
 
 SECRET_ENV = "VOICE_ROOM_SECRET"  # hex; the token signing secret
 BACKEND_KEY_ENV = "VOICE_ROOM_BACKEND_KEY"  # what the app's backend presents to create rooms and tokens
@@ -57,24 +58,6 @@ class Limits:
     burst: int = 20
     per_second: float = 10.0
     max_rooms: int = 100
-
-
-class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, then ``per_second``."""
-
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.burst, self.per_second = burst, per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        allowed = tokens >= 1
-        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        if len(self._buckets) > 10_000:  # forget full buckets so many keys cannot exhaust memory
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
-        return allowed
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:

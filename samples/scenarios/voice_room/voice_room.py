@@ -30,7 +30,7 @@ from aiohttp import ClientSession, ClientTimeout
 from client import Api, Participant
 from tokens import issue_token
 
-from rtclab.headlines import Headline, write_headlines
+from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.quality import align, pesq_mos
 from rtclab.signals import (
     SpeechAudioTrack,
@@ -428,16 +428,6 @@ def _bounded(low: float, high: float, kind: type = int):
     return parse
 
 
-def check_json_path(parser: argparse.ArgumentParser, path: Path | None) -> None:
-    """Refuse, before the run, a --json file that exists (it may be somebody's result) or has no folder."""
-    if path is None:
-        return
-    if path.exists() or path.is_symlink():
-        parser.error(f"--json: {path} exists; choose a new file (it is never overwritten)")
-    if not path.parent.is_dir():
-        parser.error(f"--json: no directory {path.parent}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run a voice room (forward and mix) on loopback and measure it."
@@ -452,10 +442,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", help="an rtclab network profile for every member's link (e.g. chrome-3g)"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the headline figures to this new JSON file"
+        "--json",
+        type=new_json_path,
+        metavar="PATH",
+        help="also write the headline figures to this new JSON file",
     )
     args = parser.parse_args(argv)
-    check_json_path(parser, args.json)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"forward", "mix"}:
         parser.error("--modes: a comma-separated list of forward and mix")
