@@ -4,6 +4,7 @@ server under hostile input."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import fractions
 import importlib.util
 import json
@@ -27,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtclab import tokens as rtclab_tokens
 from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "team_voice"
@@ -179,8 +181,6 @@ def test_help():
         ["--slots", "9"],
         ["--profile", "moon"],
         ["--blackout", "2", "--dead-after", "2"],
-        ["--json", "pyproject.toml"],  # exists: never overwritten
-        ["--json", "no/such/folder/x.json"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
@@ -190,9 +190,32 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert len(errors) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("pyproject.toml", "exists"),  # somebody's file: never overwritten
+        ("no/such/folder/x.json", "no directory"),
+    ],
+)
+def test_a_bad_json_path_is_refused_before_the_run(path, message):
+    result = sample_runner.run_sample(SAMPLE, "--json", path)
+    assert result.returncode == 2 and result.stdout == ""  # refused before the server starts
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "argument --json:" in errors[0] and message in errors[0]
+    assert "Traceback" not in result.stderr
+
+
 # --- tokens --------------------------------------------------------------------------------------------------
 
 SECRET = b"k" * 32
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def test_token_round_trip_names_match_user_role_team_and_expiry():
@@ -235,11 +258,33 @@ def test_a_token_opens_one_match_and_needs_the_right_secret():
 
 def test_a_team_cannot_be_edited_without_the_secret():
     payload, signature = tokens.issue_token(SECRET, "m1", "bob", "player", "red", 60).split(".")
-    claims = json.loads(tokens._unb64(payload))
+    claims = json.loads(_unb64(payload))
     claims["team"] = "blue"
-    edited = tokens._b64(json.dumps(claims).encode()) + "." + signature
+    edited = _b64(json.dumps(claims).encode()) + "." + signature
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify_token(SECRET, edited, "m1")
+
+
+@pytest.mark.parametrize(
+    ("claims", "status", "message"),
+    [
+        ({"match": "m1", "user": "alice", "role": "coach", "team": ""}, 403, "unknown role"),
+        ({"user": "alice", "role": "player", "team": "red"}, 401, "malformed"),  # another service's token
+        ({"match": "m1", "user": "bad user", "role": "player", "team": "red"}, 401, "malformed"),
+        ({"match": "m1", "user": "alice", "role": "player", "team": "bad team"}, 401, "malformed"),
+        ({"match": "m1", "user": "alice", "role": "player"}, 401, "malformed"),  # a player with no team
+    ],
+)
+def test_signed_claims_are_still_checked(claims, status, message):
+    """A token signed with the right secret must still carry this scenario's claims."""
+    with pytest.raises(rtclab_tokens.TokenError, match=message) as refused:  # what the server catches
+        tokens.verify_token(SECRET, rtclab_tokens.sign(SECRET, claims, 60), "m1")
+    assert refused.value.status == status
+
+
+def test_an_admin_token_opens_no_team():
+    grant = tokens.verify_token(SECRET, tokens.issue_token(SECRET, "m1", "ref", "admin", "", 60), "m1")
+    assert (grant.role, grant.team) == ("admin", "")
 
 
 @settings(max_examples=200, deadline=None)
@@ -251,7 +296,14 @@ def test_random_strings_never_verify(text):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"role": "coach"}, {"user": "bad user"}, {"team": ""}, {"role": "admin", "team": "red"}, {"ttl_s": 0}],
+    [
+        {"role": "coach"},
+        {"user": "bad user"},
+        {"team": ""},
+        {"role": "admin", "team": "red"},
+        {"ttl_s": 0},
+        {"ttl_s": 6 * 3600 + 1},  # a match's token lives 6 h at most, less than rtclab.tokens allows
+    ],
 )
 def test_issuing_checks_its_arguments(kwargs):
     args = {"match": "m1", "user": "alice", "role": "player", "team": "red", "ttl_s": 60} | kwargs

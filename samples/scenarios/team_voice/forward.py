@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rtclab.ratelimit import RateLimiter
+
 __all__ = ["MAX_OPUS_BYTES", "MediaCounters", "PacketTrack", "TalkerRouter", "intercept_rtp"]
 
 SAMPLE_RATE = 48_000
@@ -99,21 +101,11 @@ class MediaCounters:
 
 
 class _Talker:
-    """One publisher: level (fast attack, slow release), when they last sent and were loud, a packet bucket."""
+    """One publisher: level (fast attack, slow release), when they last sent and were loud."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self) -> None:
         self.loudness = 0.0  # 127 - level: bigger is louder
         self.last_packet = self.last_loud = -1e9
-        self.tokens, self.refilled = float(PACKET_BURST), now
-
-    def admit(self, now: float) -> bool:
-        """Token bucket: PACKET_BURST at once, then PACKETS_PER_S."""
-        self.tokens = min(PACKET_BURST, self.tokens + (now - self.refilled) * PACKETS_PER_S)
-        self.refilled = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
     def heard(self, now: float, level_dbov: int) -> None:
         loudness = SILENT_DBOV - level_dbov
@@ -148,6 +140,7 @@ class TalkerRouter:
         self.slots: dict[str, list[str | None]] = {}  # listener -> talker in each slot
         self.tracks: dict[str, list[PacketTrack]] = {}
         self.counters = MediaCounters()
+        self.packets = RateLimiter(PACKET_BURST, PACKETS_PER_S, clock=clock)  # a bucket per talker
         self._routes: dict[str, list[PacketTrack]] = {}  # talker -> the tracks their packets go to
 
     def add_listener(self, user: str, tracks: list[PacketTrack]) -> None:
@@ -157,11 +150,11 @@ class TalkerRouter:
 
     def add_talker(self, user: str) -> Callable[[bytes, int], None]:
         """Register a publisher; returns what to call with each of their packets."""
-        talker = self.talkers[user] = _Talker(self.clock())
+        talker = self.talkers[user] = _Talker()
 
         def on_packet(payload: bytes, level_dbov: int) -> None:
             now = self.clock()
-            if not talker.admit(now):
+            if not self.packets.allow(user):
                 self.counters.dropped_flood += 1
             elif len(payload) > MAX_OPUS_BYTES:
                 self.counters.dropped_oversize += 1

@@ -35,8 +35,9 @@ from forward import PacketTrack, TalkerRouter, intercept_rtp
 from tokens import ROLES, Grant, TokenError, check_name, issue_token, new_secret, verify_token
 
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.ratelimit import RateLimiter
 
-__all__ = ["Limits", "RateLimiter", "VoiceServer", "make_app"]
+__all__ = ["Limits", "VoiceServer", "make_app"]
 
 SECRET_ENV = "TEAM_VOICE_SECRET"  # hex; the token signing secret
 BACKEND_KEY_ENV = "TEAM_VOICE_BACKEND_KEY"  # what the game backend presents to create matches and tokens
@@ -57,24 +58,6 @@ class Limits:
     burst: int = 20
     per_second: float = 10.0
     max_matches: int = 200
-
-
-class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, then ``per_second``."""
-
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.burst, self.per_second = burst, per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        allowed = tokens >= 1
-        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        if len(self._buckets) > 10_000:  # forget full buckets so many keys cannot exhaust memory
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
-        return allowed
 
 
 class Refused(Exception):

@@ -37,7 +37,7 @@ from client import Api, ChannelLink, Player, Rejoin
 from talk import TalkGate
 from tokens import issue_token
 
-from rtclab.headlines import Headline, write_headlines
+from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.impair import Blackout
 from rtclab.latency import G114_TRANSPARENT_MS, mouth_to_ear_ms
 from rtclab.signals import SpeechLikeAudioTrack
@@ -580,13 +580,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", help="an rtclab network profile for every player's link (e.g. chrome-3g)"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the headline figures here (a new file)"
+        "--json", type=new_json_path, metavar="PATH", help="also write the headline figures here (a new file)"
     )
     args = parser.parse_args(argv)
-    if args.json is not None and args.json.exists():
-        parser.error(f"--json: {args.json} exists; give a new file name")
-    if args.json is not None and not args.json.parent.is_dir():
-        parser.error(f"--json: folder {args.json.parent} does not exist")
     if args.profile:
         from rtclab.profiles import load_profiles
 
