@@ -4,6 +4,7 @@ the media server under hostile input while a room is live."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import json
 import math
@@ -215,10 +216,11 @@ def test_a_token_opens_one_room_and_a_role_cannot_be_edited():
         tokens.verify_token(SECRET, token, "other")
     assert refused.value.status == 403
     payload, signature = token.split(".")
-    claims = json.loads(tokens._unb64(payload))
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["role"] = "cohost"  # a viewer promoting themselves
+    edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(tokens.TokenError, match="signature"):
-        tokens.verify_token(SECRET, tokens._b64(json.dumps(claims).encode()) + "." + signature, "stage")
+        tokens.verify_token(SECRET, f"{edited}.{signature}", "stage")
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify_token(b"s" * 32, token, "stage")
 
@@ -575,8 +577,6 @@ def test_the_server_refuses_a_non_loopback_bind():
 
 def test_every_included_section_is_marked():
     for page in PAGES:
-        if not page.exists():
-            pytest.skip(f"{page.name} not written yet")
         text = page.read_text(encoding="utf-8")
         included = re.findall(r'--8<-- "samples/scenarios/live_cohost/(\w+\.py):(\w+)"', text)
         assert included
@@ -587,4 +587,4 @@ def test_every_included_section_is_marked():
                 section,
             )
         assert '--8<-- "build/outputs/scenarios/live_cohost/live_cohost.txt"' in text
-        assert "<!-- bullet-comments: merged by the owner -->" in text  # the place for the other half
+        assert "build/outputs/scenarios/bullet_comments/bullet_comments.txt" in text  # the other half

@@ -35,7 +35,7 @@ from compositor import LAYOUTS, Layout
 from measure import composite_ssim, median, percentile, picture_delays, picture_offsets, voice_delays
 from tokens import issue_token
 
-from rtclab.headlines import Headline, write_headlines
+from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.profiles import get_profile, load_profiles
 
 HERE = Path(__file__).resolve().parent
@@ -551,17 +551,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _new_file(text: str) -> Path:
-    path = Path(text)
-    if path.exists():
-        raise argparse.ArgumentTypeError(
-            f"{text} exists: give a new file (an earlier result is never overwritten)"
-        )
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{path.parent} is not a directory")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Go live, bring a co-host on stage, compose both for the viewers, and measure it."
@@ -576,7 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=_seconds, help="measuring window per co-host, in seconds")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="side-by-side (default) or pip")
     parser.add_argument(
-        "--json", type=_new_file, metavar="PATH", help="also write the headline figures to PATH (a new file)"
+        "--json",
+        type=new_json_path,
+        metavar="PATH",
+        help="also write the headline figures to PATH (a new file)",
     )
     args = parser.parse_args(argv)
     full = args.full or os.environ.get("LMA_MODE") == "full"

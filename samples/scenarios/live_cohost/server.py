@@ -35,8 +35,9 @@ from compositor import LAYOUTS, Compositor
 from tokens import Grant, TokenError, check_name, issue_token, new_secret, verify_token
 
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.ratelimit import RateLimiter
 
-__all__ = ["Limits", "LiveServer", "RateLimiter", "Refused", "Room", "make_app", "offer_sections"]
+__all__ = ["Limits", "LiveServer", "Refused", "Room", "make_app", "offer_sections"]
 
 SECRET_ENV = "LIVE_COHOST_SECRET"  # hex; the token signing secret
 BACKEND_KEY_ENV = "LIVE_COHOST_BACKEND_KEY"  # what the app's backend presents to create rooms and tokens
@@ -65,24 +66,6 @@ class Limits:
     invite_ttl_s: float = 30.0
     cohost_ttl_s: int = 600
     max_invitations: int = 8
-
-
-class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, then ``per_second``."""
-
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.burst, self.per_second = burst, per_second
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        allowed = tokens >= 1
-        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        if len(self._buckets) > 10_000:  # forget full buckets so many keys cannot exhaust memory
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
-        return allowed
 
 
 class Refused(Exception):
