@@ -134,29 +134,6 @@ def _generated_page(rel: str, content: str, lang: str, config: MkDocsConfig) -> 
     return file
 
 
-def _split_search_index(site: Path, data: dict[str, object]) -> None:
-    """One search index per language: search/ for English, zh/search/ for Chinese.
-
-    mkdocs-static-i18n merges both languages into one index, and a reader downloads all of it on their
-    first search: half of it in a language they did not search in, and results from both. Material asks
-    for `<base>/search/search_index.json`; the page script in _LAZY_SEARCH_INDEX points Chinese pages at
-    their own file. Entries keep their locations (relative to the site root, where `base` points).
-    """
-    docs = data.get("docs", [])
-    assert isinstance(docs, list)
-
-    def language(location: str) -> str:
-        first = location.split("/", 1)[0]
-        return first if first in LANGUAGES else DEFAULT_LANGUAGE
-
-    for lang in LANGUAGES:
-        own = [doc for doc in docs if language(doc["location"]) == lang]
-        target = site / ("" if lang == DEFAULT_LANGUAGE else lang) / "search" / "search_index.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({**data, "docs": own}, ensure_ascii=False, separators=(",", ":"))
-        target.write_text(text, encoding="utf-8")
-
-
 @event_priority(-200)  # after mkdocs-static-i18n (-100) has rebuilt the file list for this language
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     lang = _language(config)
