@@ -1,13 +1,28 @@
 """rtclab.loopback: ICE gathers loopback candidates only, and the patch comes off cleanly."""
 
+import argparse
 import asyncio
+import http.client
+import os
 import re
+import select
+import signal
+import subprocess
+import sys
+import time
 
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
 
-from rtclab.loopback import candidate_addresses, check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.loopback import (
+    candidate_addresses,
+    check_loopback_sdp,
+    loopback_address,
+    loopback_only,
+    rtc_configuration,
+    serve_until_stopped,
+)
 
 SDP_WITH_ETH0 = """v=0
 m=audio 9 UDP/TLS/RTP/SAVPF 96
@@ -102,3 +117,102 @@ def test_offer_sdp_holds_only_loopback_candidates():
     assert set(re.findall(r"^c=IN IP[46] (\S+)", sdp, re.MULTILINE)) == {"127.0.0.1"}
     assert "typ srflx" not in sdp and "typ relay" not in sdp
     check_loopback_sdp(sdp)
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "127.0.0.2", "::1"])
+def test_loopback_address_accepts_loopback_ips(text):
+    assert loopback_address(text) == text
+
+
+@pytest.mark.parametrize("text", ["0.0.0.0", "192.168.1.10", "localhost", ""])
+def test_loopback_address_refuses_the_rest_and_names_the_value(text):
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        loopback_address(text)
+    assert repr(text) in str(refused.value)
+    assert "not a loopback address" in str(refused.value)
+
+
+def test_loopback_address_is_a_one_line_argparse_error(capsys):
+    parser = argparse.ArgumentParser(prog="server")
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1")
+    assert parser.parse_args(["--host", "::1"]).host == "::1"
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--host", "0.0.0.0"])
+    assert exited.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert error_lines == [
+        "server: error: argument --host: '0.0.0.0' is not a loopback address (this lab serves 127.0.0.1 only)"
+    ]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "localhost"])
+def test_serve_until_stopped_refuses_a_host_off_loopback(host):
+    from aiohttp import web
+
+    with pytest.raises(ValueError, match="not a loopback address"):
+        asyncio.run(serve_until_stopped(web.Application(), host=host))
+
+
+TINY_SERVER = """
+import asyncio
+from aiohttp import web
+from rtclab.loopback import serve_until_stopped
+
+async def hello(request):
+    return web.Response(text="hello")
+
+app = web.Application()
+app.router.add_get("/", hello)
+asyncio.run(serve_until_stopped(app, port=0))
+print("stopped", flush=True)
+"""
+
+
+def _read_line(stream, deadline: float) -> str:
+    """One line from a subprocess pipe, or what came of it if the deadline passes first (the process may hang).
+
+    Reads the file descriptor a byte at a time: a buffered read could take the whole line into Python's
+    buffer, where select() cannot see it.
+    """
+    fd = stream.fileno()
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode()
+
+
+def test_serve_until_stopped_serves_on_loopback_and_stops_on_sigint():
+    process = subprocess.Popen(
+        [sys.executable, "-c", TINY_SERVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        line = _read_line(process.stdout, time.monotonic() + 60)  # generous: the machine may be busy
+        match = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)\n", line)
+        assert match, f"no listening line, got {line!r}"
+        port = int(match[1])
+        assert port > 0
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.read() == b"hello"
+        finally:
+            connection.close()
+
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode() == "stopped\n"  # returned normally after the signal, no traceback
+    assert "Traceback" not in err.decode()

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from collections import Counter, deque
@@ -37,6 +36,7 @@ from moderation import Moderator, load_moderator, with_deadline
 from redis.exceptions import RedisError
 from tokens import CLOSE_UNAUTHORIZED, TokenError, ViewerGrant, close_code, verify_token
 
+from rtclab.loopback import loopback_address, serve_until_stopped
 from rtclab.ratelimit import RateLimiter
 
 SECRET_ENV, REDIS_ENV, OPS_KEY_ENV = "BULLET_TOKEN_SECRET", "BULLET_REDIS_URL", "BULLET_OPS_KEY"
@@ -355,32 +355,9 @@ def make_app(gateway: Gateway) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, gateway: Gateway) -> None:
-    runner = web.AppRunner(make_app(gateway), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=2048)
-    await site.start()
-    print(f"listening on http://{host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-def _loopback(text: str) -> str:
-    try:
-        if ipaddress.ip_address(text).is_loopback:
-            return text
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (this lab serves 127.0.0.1 only)")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one bullet-comment gateway on loopback.")
-    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     parser.add_argument("--name", default="A", help="this gateway's name in acks and metrics")
     parser.add_argument(
@@ -416,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ops key (for /v1/metrics, send as Authorization: Bearer ...): {ops_key}", flush=True)
     limits = Limits(max_text_chars=args.max_text, rate_per_s=args.rate, burst=args.burst)
     gateway = Gateway(args.name, secret, os.environ[REDIS_ENV], ops_key, limits, moderator, args.batch_ms)
-    asyncio.run(serve(args.host, args.port, gateway))
+    asyncio.run(serve_until_stopped(make_app(gateway), args.host, args.port, backlog=2048))
     return 0
 
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import ipaddress
 import json
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +32,13 @@ from channels import ChannelError, Match, require_access
 from forward import PacketTrack, TalkerRouter, intercept_rtp
 from tokens import ROLES, Grant, TokenError, check_name, issue_token, new_secret, verify_token
 
-from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.loopback import (
+    check_loopback_sdp,
+    loopback_address,
+    loopback_only,
+    rtc_configuration,
+    serve_until_stopped,
+)
 from rtclab.ratelimit import RateLimiter
 
 __all__ = ["Limits", "VoiceServer", "make_app"]
@@ -405,32 +409,9 @@ def make_app(server: VoiceServer) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, server: VoiceServer) -> None:
-    runner = web.AppRunner(make_app(server), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    print(f"listening on http://{host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-def _loopback(text: str) -> str:
-    try:
-        if ipaddress.ip_address(text).is_loopback:
-            return text
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (this lab serves 127.0.0.1 only)")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the team voice server on loopback.")
-    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     parser.add_argument("--profile", help="lab only: impair everything the server sends (an rtclab profile)")
     args = parser.parse_args(argv)
@@ -450,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         backend_key = secrets.token_urlsafe(24)
         print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
     server = VoiceServer(secret, backend_key, Limits(), downlink)
-    asyncio.run(serve(args.host, args.port, server))
+    asyncio.run(serve_until_stopped(make_app(server), args.host, args.port))
     return 0
 
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import secrets
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from tokens import Grant, TokenError, issue_token, verify_token
 
-from rtclab.loopback import check_loopback_sdp
+from rtclab.loopback import check_loopback_sdp, loopback_address, serve_until_stopped
 from rtclab.ratelimit import RateLimiter
 
 __all__ = ["Call", "Limits", "Matchmaker", "make_app"]
@@ -327,32 +325,9 @@ def make_app(server: Matchmaker) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, server: Matchmaker) -> None:
-    runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    print(f"listening on http://{host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-def _loopback(text: str) -> str:
-    try:
-        if ipaddress.ip_address(text).is_loopback:
-            return text
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (this lab serves 127.0.0.1 only)")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the 1v1 matchmaking and signaling server on loopback.")
-    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -362,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     if not backend_key:
         backend_key = secrets.token_urlsafe(24)
         print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
-    asyncio.run(serve(args.host, args.port, Matchmaker(secret, backend_key, Limits())))
+    server = Matchmaker(secret, backend_key, Limits())
+    asyncio.run(serve_until_stopped(make_app(server), args.host, args.port, shutdown_timeout=1))
     return 0
 
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import os
 import secrets
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,6 +29,7 @@ from aiohttp import web
 from llm_standin import LABEL, StandIn, start
 from tokens import TokenError, issue_token, verify_token
 
+from rtclab.loopback import loopback_address, serve_until_stopped
 from rtclab.ratelimit import RateLimiter
 
 __all__ = ["AgentServer", "Limits", "make_app"]
@@ -203,15 +202,6 @@ def make_app(server: AgentServer) -> web.Application:
     return app
 
 
-def _loopback(text: str) -> str:
-    try:
-        if ipaddress.ip_address(text).is_loopback:
-            return text
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address (this lab serves 127.0.0.1 only)")
-
-
 def _loopback_url(text: str) -> str:
     host = urlsplit(text).hostname or ""
     if urlsplit(text).scheme not in ("http", "https") or host not in ("127.0.0.1", "localhost", "::1"):
@@ -230,17 +220,11 @@ async def serve(args: argparse.Namespace, secret: bytes, backend_key: str) -> No
     config = AgentConfig(
         hangover_ms=args.hangover_ms, onset_ms=args.onset_ms, llm_url=llm_url, profile=args.profile
     )
-    runner = web.AppRunner(make_app(AgentServer(secret, backend_key, config)), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
-    print(f"listening on http://{args.host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-    if llm_runner is not None:
-        await llm_runner.cleanup()
+    try:
+        await serve_until_stopped(make_app(AgentServer(secret, backend_key, config)), args.host, args.port)
+    finally:
+        if llm_runner is not None:
+            await llm_runner.cleanup()
 
 
 def add_agent_options(parser: argparse.ArgumentParser) -> None:
@@ -276,7 +260,7 @@ def check_agent_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the voice agent service on loopback.")
-    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     add_agent_options(parser)
     args = parser.parse_args(argv)
