@@ -5,15 +5,12 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import os
 import re
 import secrets
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -285,44 +282,14 @@ def test_a_call_goes_offer_answer_accept_and_each_only_once():
 # --- the server under hostile input --------------------------------------------------------------------------
 
 
-class Server:
-    """server.py in its own process on 127.0.0.1, driven with blocking HTTP calls."""
+class Server(sample_runner.ScenarioServer):
+    """server.py in its own process on 127.0.0.1 (see sample_runner.ScenarioServer)."""
 
     def __init__(self) -> None:
-        self.secret, self.key = secrets.token_bytes(32), secrets.token_urlsafe(24)
-        env = {**os.environ, "VIDEO_1V1_SECRET": self.secret.hex(), "VIDEO_1V1_BACKEND_KEY": self.key}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(FOLDER / "server.py"), "--port", "0"],
-            cwd=sample_runner.ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("listening on http://127.0.0.1:"), line
-        self.url = line.removeprefix("listening on ")
-
-    def call(
-        self, method: str, path: str, token: str | None = None, body: object = None, raw: bytes | None = None
-    ):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            text = error.read()
-            assert error.headers.get("Content-Type", "").startswith("application/json"), text[:200]
-            return error.code, json.loads(text)
+        super().__init__(FOLDER / "server.py", "VIDEO_1V1")
 
     def token(self, user: str) -> str:
-        status, data = self.call("POST", "/v1/tokens", self.key, {"user": user})
-        assert status == 200, data
-        return data["token"]
+        return self.issue({"user": user})
 
     def pair(self, caller: str, callee: str) -> tuple[str, str, str]:
         """Match two users; returns (call id, caller token, callee token)."""
@@ -339,10 +306,6 @@ class Server:
         assert status == 200 and first["r"][0] == 200, (second, first)
         assert first["r"][1]["role"] == "caller" and second["role"] == "callee"
         return second["call"], a, b
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

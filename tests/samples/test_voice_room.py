@@ -6,14 +6,11 @@ import asyncio
 import base64
 import importlib.util
 import json
-import os
 import re
 import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -307,48 +304,14 @@ def test_seat_conflicts_and_bad_values():
 # --- the server under hostile input --------------------------------------------------------------------------
 
 
-class Server:
-    """server.py in its own process on 127.0.0.1, driven with blocking HTTP calls."""
+class Server(sample_runner.ScenarioServer):
+    """server.py in its own process on 127.0.0.1 (see sample_runner.ScenarioServer)."""
 
     def __init__(self) -> None:
-        self.secret, self.key = secrets.token_bytes(32), secrets.token_urlsafe(24)
-        env = {**os.environ, "VOICE_ROOM_SECRET": self.secret.hex(), "VOICE_ROOM_BACKEND_KEY": self.key}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(FOLDER / "server.py"), "--port", "0"],
-            cwd=sample_runner.ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("listening on http://127.0.0.1:"), line
-        self.url = line.removeprefix("listening on ")
-
-    def call(
-        self, method: str, path: str, token: str | None = None, body: object = None, raw: bytes | None = None
-    ):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            text = error.read()
-            assert error.headers.get("Content-Type", "").startswith("application/json"), text[:200]
-            return error.code, json.loads(text)
+        super().__init__(FOLDER / "server.py", "VOICE_ROOM")
 
     def token(self, room: str, user: str, role: str) -> str:
-        status, data = self.call("POST", "/v1/tokens", self.key, {"room": room, "user": user, "role": role})
-        assert status == 200, data
-        return data["token"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        return self.issue({"room": room, "user": user, "role": role})
 
 
 @pytest.fixture(scope="module")
