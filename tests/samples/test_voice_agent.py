@@ -71,21 +71,21 @@ def test_quick_run_breaks_the_response_time_into_stages(quick_run):
     hangover = value(out, "VAD hangover")
     llm = value(out, "LLM request -> first token")
     assert hangover >= 0.9 * 500 and llm >= 0.9 * 300  # the configured waits are really waited
-    assert hangover + llm < total < 10_000  # and the other stages add to them, with a loaded machine's margin
     stages = [
         value(out, label)
-        for label in (
-            "uplink: user's",
-            "VAD hangover",
-            "LLM request",
-            "first token ->",
-            "TTS: espeak-ng",
-            "audio queued",
-            "downlink:",
-        )
+        for label in ("uplink: user's", "VAD hangover", "reply still being", "audio queued", "downlink:")
     ]
-    assert all(s >= 0 for s in stages)
+    assert stages[0] >= -20 and all(s >= 0 for s in stages[1:])  # uplink: the last sound is inside a frame
     assert abs(sum(stages) - total) <= 0.25 * total  # medians of two turns: the stages add up to the total
+
+
+def test_quick_run_prepares_the_reply_during_the_hangover(quick_run):
+    out = quick_run.stdout
+    started = re.search(r"preemptive: started (\d+) ms into the silence", out)
+    assert started and 80 <= int(started[1]) < 500  # after the 100 ms pause, before the 500 ms hangover ends
+    # the LLM's 300 ms and the hangover's 500 ms overlap: the reply is heard sooner than their sum
+    assert value(out, "total (no ASR here") < value(out, "VAD hangover") + value(out, "LLM request")
+    assert re.search(r"speculative replies thrown away because the user only paused: \d+", out)
 
 
 def test_quick_run_stops_talking_when_the_user_barges_in(quick_run):
@@ -93,7 +93,8 @@ def test_quick_run_stops_talking_when_the_user_barges_in(quick_run):
     assert "barge-ins it obeyed: 1 of 1" in out and "turns the agent detected: 2" in out
     barge = out[out.index("Barge-in:") :]
     total = value(barge, "total")
-    assert value(barge, "uplink + VAD onset") >= 0.9 * 80  # 80 ms of speech before it counts
+    # 80 ms of speech (four 20 ms frames) before it counts; the first sound may lie up to 20 ms into the first
+    assert value(barge, "uplink + VAD onset") >= 80 - 20 - 20
     assert 0 < total < 1500  # flushing a queue is fast: what is left is detection and the frames in flight
     assert total < value(out, "total (no ASR here")
     dropped = re.search(r"queued agent audio dropped at the first barge-in: (\d+) ms", out)
@@ -134,11 +135,19 @@ def test_quick_run_writes_its_headline_figures(quick_run, headlines_file):
 
 
 def test_the_knobs_move_their_own_stage():
-    result = sample_runner.run_sample(SAMPLE, "--hangover-ms", "300", "--first-token-ms", "900", timeout=240)
+    result = sample_runner.run_sample(
+        SAMPLE,
+        *("--hangover-ms", "300", "--first-token-ms", "900", "--no-preempt", "--jitter-buffer", "aiortc"),
+        timeout=240,
+    )
     out = result.stdout
     assert result.returncode == 0, out[-2000:] + result.stderr[-2000:]
     assert 0.9 * 300 <= value(out, "VAD hangover") < 500
     assert value(out, "LLM request -> first token") >= 0.9 * 900
+    assert "The reply's own stages (started when the turn ended)" in out
+    assert value(out, "reply still being prepared") >= 0.9 * 900  # nothing overlaps the LLM any more
+    # aiortc's buffer releases a frame once four more have arrived: 80 ms, less the frame's own 20
+    assert value(out, "uplink: user's") >= 50 and value(out, "downlink:") >= 50
 
 
 @pytest.mark.skipif(
@@ -168,6 +177,9 @@ def test_help():
         "--onset-ms",
         "--first-token-ms",
         "--llm-url",
+        "--preempt-after-ms",
+        "--no-preempt",
+        "--jitter-buffer",
     ):
         assert option in result.stdout
 
@@ -180,6 +192,8 @@ def test_help():
         ["--first-token-ms", "x"],
         ["--llm-url", "https://api.openai.com/v1"],
         ["--browser-seconds", "1000"],
+        ["--preempt-after-ms", "500"],  # not below the 500 ms hangover: it would never fire
+        ["--jitter-buffer", "none"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
@@ -187,6 +201,39 @@ def test_bad_arguments_exit_2_with_one_line(args):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+# --- latency_levers.py --------------------------------------------------------------------------------------
+
+
+LEVERS = FOLDER / "latency_levers.py"
+
+
+@pytest.mark.parametrize("args", [["--rounds", "9"], ["--first-token-ms", "-1"]])
+def test_latency_levers_refuses_bad_arguments_with_one_line(args):
+    result = sample_runner.run_sample(LEVERS, *args)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_latency_levers_table_shows_what_each_row_saved():
+    from rtclab.headlines import Headline
+
+    levers = load("latency_levers")
+
+    def row(total: float) -> dict:
+        return {
+            levers.TOTAL: Headline(levers.TOTAL, total, "ms", target=600.0, source="Retell"),
+            levers.RTC: Headline(levers.RTC, 40.0, "ms"),
+            levers.BARGE: Headline(levers.BARGE, 120.0, "ms"),
+        }
+
+    lines = levers.table([("plain", row(1100.0)), ("adaptive", row(950.0)), ("preemptive", row(540.0))])
+    assert "vs 600 ms" in lines[0]
+    assert re.search(r"^plain\s+40\s+1100\s+\+83%\s+120$", lines[2])  # no saving on the first row
+    assert re.search(r"^adaptive\s+40\s+950\s+150\s+\+58%", lines[3])
+    assert re.search(r"^preemptive\s+40\s+540\s+410\s+-10%", lines[4])
 
 
 def test_an_existing_json_file_is_refused_before_the_run(tmp_path):
@@ -222,7 +269,7 @@ def test_the_turn_ends_one_hangover_after_the_last_voiced_frame(hangover_ms):
     from rtclab.signals import synthesize_speech
 
     speech = synthesize_speech("What will the weather be like in Lagos this afternoon").samples
-    detector = agent.TurnDetector(agent.AgentConfig(hangover_ms=hangover_ms))
+    detector = agent.TurnDetector(agent.AgentConfig(hangover_ms=hangover_ms, preempt_after_ms=None))
     events = []
     for i, pcm in enumerate(frames(np.concatenate([np.zeros(9600), speech, np.zeros(48000)]))):
         event = detector.feed(pcm, i * 0.02)
@@ -231,6 +278,60 @@ def test_the_turn_ends_one_hangover_after_the_last_voiced_frame(hangover_ms):
     assert [e for e, _ in events] == ["onset", "end"]  # one turn: the pauses between words do not end it
     assert events[0][1] >= 0.2  # not during the leading silence
     assert events[1][1] - detector.last_voiced_at == pytest.approx(hangover_ms / 1000, abs=0.021)
+
+
+def test_a_pause_comes_before_the_end_and_speech_resumes_it():
+    from rtclab.signals import synthesize_speech
+
+    word = synthesize_speech("Lagos").samples
+    word = word[: np.flatnonzero(np.abs(word) > 0.01)[-1] + 1]  # without the silence espeak-ng adds
+    gap = np.zeros(int(48000 * 0.3))  # a 300 ms pause inside the turn: longer than 100, shorter than 500
+    audio = np.concatenate([np.zeros(9600), word, gap, word, np.zeros(48000)])
+    detector = agent.TurnDetector(agent.AgentConfig(hangover_ms=500, preempt_after_ms=100))
+    events = []
+    for i, pcm in enumerate(frames(audio)):
+        event = detector.feed(pcm, i * 0.02)
+        if event:
+            events.append((event, i * 0.02))
+    assert [e for e, _ in events] == ["onset", "pause", "resume", "pause", "end"]
+    assert events[-2][1] - detector.last_voiced_at == pytest.approx(0.1, abs=0.021)
+    assert events[-1][1] - detector.last_voiced_at == pytest.approx(0.5, abs=0.021)
+
+
+def test_a_preemptive_reply_speaks_only_once_released():
+    import asyncio
+
+    llm_standin = load("llm_standin")
+
+    async def scenario():
+        runner, url = await llm_standin.start(llm_standin.StandIn(50))
+        bot = agent.Agent(agent.AgentConfig(llm_url=url))
+        try:
+            turn = agent.Turn(0, onset_at=0.0, last_voiced_at=1.0)
+            release = asyncio.Event()
+            task = asyncio.ensure_future(bot.reply(turn, release))
+            for _ in range(200):  # the LLM answers and espeak-ng speaks the first phrase, then it waits
+                if turn.tts_first_audio_at is not None:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+            assert turn.tts_first_audio_at is not None and not bot.voice.speaking  # held back
+            release.set()
+            await asyncio.sleep(0.1)
+            assert bot.voice.speaking  # released: the audio is queued for the encoder
+            task.cancel()
+            held = asyncio.ensure_future(
+                bot.reply(agent.Turn(1, onset_at=0.0, last_voiced_at=1.0), asyncio.Event())
+            )
+            await asyncio.sleep(0.02)
+            held.cancel()  # what a "resume" does: the reply is thrown away before it said anything
+            await asyncio.sleep(0.1)
+            assert not any(uid // 1000 == 1 for uid in bot.voice.first_sent)
+        finally:
+            await bot.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
 
 
 def test_silence_and_noise_never_start_a_turn():

@@ -5,7 +5,13 @@ every process of the machine, so the runner can line the agent's stamps up with 
 
     turn:     user speaks -> VAD onset -> silence > hangover: end of turn -> LLM request -> first token
               -> first phrase -> espeak-ng -> first voiced frame handed to the encoder
+    preemptive reply: a short pause (``preempt_after_ms`` of silence) already starts the LLM request and
+              espeak-ng; their audio is held until the hangover confirms the turn, and thrown away if the
+              user goes on talking. LLM and TTS then overlap the hangover instead of following it.
     barge-in: user speaks while the agent talks -> VAD onset -> cancel LLM + TTS, flush the outgoing queue
+
+The agent plays what it hears through rtclab's adaptive jitter buffer (as a browser's NetEQ would) unless
+``jitter_buffer="aiortc"``: aiortc's own buffer holds every frame until four more have arrived (80 ms).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from rtclab import loopback
+from rtclab.jitter import AdaptivePlayout
 from rtclab.loopback import LOOPBACK_ADDRESS, check_loopback_sdp, loopback_only, rtc_configuration
 
 __all__ = ["Agent", "AgentConfig", "AgentVoiceTrack", "TurnDetector", "keep_loopback_candidates"]
@@ -52,6 +59,10 @@ class AgentConfig:
         llm_url: Base URL of an OpenAI-compatible API (``.../v1``); this lab allows loopback hosts only.
         model: The ``model`` field of the request.
         voice: The espeak-ng voice; words_per_minute: its speaking rate.
+        preempt_after_ms: Silence after which the reply starts speculatively, before the hangover
+            confirms the turn; None waits for the hangover.
+        preempt_max_tries: Speculative replies per user turn at most (each one is an LLM request).
+        jitter_buffer: "adaptive" (rtclab's NetEQ-style buffer) or "aiortc" (aiortc's fixed one).
     """
 
     hangover_ms: int = 500
@@ -62,6 +73,9 @@ class AgentConfig:
     model: str = "stand-in"
     voice: str = "en-us"
     words_per_minute: int = 175
+    preempt_after_ms: int | None = 100
+    preempt_max_tries: int = 3
+    jitter_buffer: str = "adaptive"
     profile: str | None = None  # lab only: an rtclab network profile for what the agent sends
 
 
@@ -71,31 +85,42 @@ class AgentConfig:
 # --8<-- [start:vad]
 class TurnDetector:
     """webrtcvad on 20 ms frames: speech starts after ``onset_ms`` of voiced frames in a row, and a turn ends
-    once ``hangover_ms`` of unvoiced frames follow the last voiced one."""
+    once ``hangover_ms`` of unvoiced frames follow the last voiced one. With ``preempt_after_ms`` it also
+    reports a "pause" that far into the silence, and "resume" when speech comes back before the turn ends."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.vad = webrtcvad.Vad(config.vad_mode)
         self.min_rms = 32768 * 10 ** (config.min_level_dbfs / 20)
         self.onset_frames = max(1, round(config.onset_ms / 20))
         self.hangover_frames = max(1, round(config.hangover_ms / 20))
+        preempt = config.preempt_after_ms
+        self.pause_frames = max(1, round(preempt / 20)) if preempt is not None else None
         self.in_speech = False
         self.voiced_run = self.silent_run = 0
         self.last_voiced_at = 0.0
 
     def feed(self, pcm: bytes, at: float) -> str | None:
-        """One 20 ms mono s16 frame that arrived at ``at``; returns "onset", "end" or None."""
+        """One 20 ms mono s16 frame that arrived at ``at``; returns "onset", "pause", "resume", "end" or None."""
         level = np.sqrt(np.mean(np.frombuffer(pcm, dtype=np.int16).astype(np.float64) ** 2))
         if level >= self.min_rms and self.vad.is_speech(pcm, RATE):
+            paused = self._paused()
             self.voiced_run, self.silent_run, self.last_voiced_at = self.voiced_run + 1, 0, at
             if not self.in_speech and self.voiced_run >= self.onset_frames:
                 self.in_speech = True
                 return "onset"
+            if paused:
+                return "resume"
         else:
             self.voiced_run, self.silent_run = 0, self.silent_run + 1
             if self.in_speech and self.silent_run >= self.hangover_frames:
                 self.in_speech = False
                 return "end"
+            if self.in_speech and self.silent_run == self.pause_frames:
+                return "pause"
         return None
+
+    def _paused(self) -> bool:
+        return self.in_speech and self.pause_frames is not None and self.silent_run >= self.pause_frames
 
 
 # --8<-- [end:vad]
@@ -235,6 +260,8 @@ class Turn:
     onset_at: float | None = None  # VAD: speech started
     last_voiced_at: float | None = None  # arrival of the last voiced frame
     end_at: float | None = None  # hangover elapsed: the turn is over
+    preemptive: bool = False  # the reply that was spoken started before end_at
+    replies_discarded: int = 0  # speculative replies thrown away because the user went on talking
     llm_request_at: float | None = None
     llm_first_token_at: float | None = None
     first_phrase_at: float | None = None
@@ -282,6 +309,8 @@ class Agent:
         self.history: list[dict] = [{"role": "system", "content": "You are a helpful voice assistant."}]
         self.frames_heard = 0
         self._reply: asyncio.Task | None = None
+        self._release: asyncio.Event | None = None  # set when the reply's turn is confirmed
+        self.playout: AdaptivePlayout | None = None
         self._tasks: list[asyncio.Task] = []
         self._http = ClientSession(timeout=ClientTimeout(total=60))
         self.pc.on("track", self._on_track)
@@ -298,6 +327,8 @@ class Agent:
             raise ValueError("offer exactly one audio section")
         audio[0].sender.replaceTrack(self.voice)
         audio[0].direction = "sendrecv"
+        if self.config.jitter_buffer == "adaptive":
+            self.playout = AdaptivePlayout.attach(audio[0].receiver)
         with loopback_only():
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         for transceiver in self.pc.getTransceivers():  # no datagram leaves for another address
@@ -319,7 +350,7 @@ class Agent:
     async def _listen(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await track.recv()  # decoded: after aiortc's jitter buffer and Opus decoder
+                frame = await track.recv()  # decoded: after the jitter buffer and the Opus decoder
                 at = time.monotonic()
                 pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
                 self.frames_heard += 1
@@ -328,10 +359,27 @@ class Agent:
                     if self._reply is not None and not self._reply.done() or self.voice.speaking:
                         self.barge_in(at)  # the user talks over the agent: stop speaking now
                     self.turns.append(Turn(len(self.turns), onset_at=at))
+                elif event == "pause" and self.turns:  # maybe the end: start the reply, hold its audio
+                    turn = self.turns[-1]
+                    if turn.replies_discarded < self.config.preempt_max_tries:
+                        turn.last_voiced_at = self.detector.last_voiced_at
+                        self._start_reply(turn, preemptive=True)
+                elif event == "resume" and self._release is not None and not self._release.is_set():
+                    self._reply.cancel()  # only a pause: the held reply answered half a question
+                    self._reply = self._release = None
+                    self.turns[-1].replies_discarded += 1
                 elif event == "end" and self.turns:
                     turn = self.turns[-1]
                     turn.last_voiced_at, turn.end_at = self.detector.last_voiced_at, at
-                    self._reply = asyncio.ensure_future(self.reply(turn))
+                    if self._release is None or self._release.is_set():
+                        self._start_reply(turn, preemptive=False)
+                    self.history.append(self._user_message(turn))
+                    self._release.set()  # the turn is confirmed: the reply may speak
+
+    def _start_reply(self, turn: Turn, preemptive: bool) -> None:
+        turn.preemptive = preemptive
+        self._release = asyncio.Event()
+        self._reply = asyncio.ensure_future(self.reply(turn, self._release))
 
     def barge_in(self, at: float) -> None:
         """Cancel the reply being generated and drop every queued frame of the agent's voice."""
@@ -349,17 +397,23 @@ class Agent:
     # --8<-- [end:listen]
 
     # --8<-- [start:reply]
-    async def reply(self, turn: Turn) -> None:
-        """LLM stream -> phrases -> espeak-ng -> the outgoing queue, each phrase as soon as it is ready."""
+    @staticmethod
+    def _user_message(turn: Turn) -> dict:
         # No speech recognition in this lab: the agent sends what it knows about the turn.
         heard = (turn.last_voiced_at or 0) - (turn.onset_at or 0)
-        self.history.append({"role": "user", "content": f"[user turn {turn.index}, {heard:.1f} s of speech]"})
+        return {"role": "user", "content": f"[user turn {turn.index}, {heard:.1f} s of speech]"}
+
+    async def reply(self, turn: Turn, release: asyncio.Event) -> None:
+        """LLM stream -> phrases -> espeak-ng -> the outgoing queue, each phrase as soon as it is ready and
+        ``release`` is set (at once for a confirmed turn; after the hangover for a preemptive reply)."""
+        turn.llm_first_token_at = turn.first_phrase_at = turn.tts_first_audio_at = None
+        messages = [*self.history, self._user_message(turn)]
         phrase_queue: asyncio.Queue[str | None] = asyncio.Queue()
-        speaker = asyncio.ensure_future(self._speak(turn, phrase_queue))
+        speaker = asyncio.ensure_future(self._speak(turn, phrase_queue, release))
         split = phrases()
         try:
             turn.llm_request_at = time.monotonic()
-            async for delta in stream_chat(self._http, self.config, self.history):
+            async for delta in stream_chat(self._http, self.config, messages):
                 if turn.llm_first_token_at is None:
                     turn.llm_first_token_at = time.monotonic()
                 for phrase in split(delta):
@@ -374,12 +428,13 @@ class Agent:
         finally:
             speaker.cancel()
 
-    async def _speak(self, turn: Turn, phrase_queue: asyncio.Queue) -> None:
+    async def _speak(self, turn: Turn, phrase_queue: asyncio.Queue, release: asyncio.Event) -> None:
         utterance_ids = []
         while (phrase := await phrase_queue.get()) is not None:
             audio = await espeak(phrase, self.config.voice, self.config.words_per_minute)
             if turn.tts_first_audio_at is None:
                 turn.tts_first_audio_at = time.monotonic()
+            await release.wait()  # a preemptive reply speaks only once the turn is over
             uid = turn.index * 1000 + len(utterance_ids)
             utterance_ids.append((uid, phrase, -(-audio.size // FRAME)))
             self.voice.speak(audio, uid)
@@ -408,6 +463,8 @@ class Agent:
     async def close(self) -> None:
         if self._reply is not None:
             self._reply.cancel()
+        if self.playout is not None:
+            await self.playout.stop()
         for task in self._tasks:
             task.cancel()
         self.voice.stop()

@@ -19,6 +19,7 @@ from aiohttp import ClientSession
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from rtclab.jitter import AdaptivePlayout
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 
 __all__ = ["Api", "Caller", "MicrophoneTrack"]
@@ -118,8 +119,17 @@ class MicrophoneTrack(MediaStreamTrack):
 class Caller:
     """The user: a token, an offer with one sendrecv audio section, and a log of what it heard."""
 
-    def __init__(self, api: Api, session: str, user: str = "user1", profile: str | None = None) -> None:
+    def __init__(
+        self,
+        api: Api,
+        session: str,
+        user: str = "user1",
+        profile: str | None = None,
+        jitter_buffer: str = "adaptive",
+    ) -> None:
         self.api, self.session, self.user, self.profile = api, session, user, profile
+        self.jitter_buffer = jitter_buffer
+        self.playout: AdaptivePlayout | None = None
         self.mic = MicrophoneTrack()
         self.pc = RTCPeerConnection(rtc_configuration())
         self.token = ""
@@ -147,6 +157,8 @@ class Caller:
             raise RuntimeError(f"the agent refused the call: {status} {answer}")
         check_loopback_sdp(answer["sdp"])
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        if self.jitter_buffer == "adaptive":  # a phone's WebRTC stack adapts its buffer (NetEQ); so does this
+            self.playout = AdaptivePlayout.attach(self.pc.getTransceivers()[0].receiver)
 
     # --8<-- [end:call]
 
@@ -189,4 +201,6 @@ class Caller:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.playout is not None:
+            await self.playout.stop()
         await self.pc.close()

@@ -38,6 +38,7 @@ class StandIn:
     def __init__(self, first_token_ms: float = 300.0, word_ms: float = 25.0) -> None:
         self.first_token_ms, self.word_ms = first_token_ms, word_ms
         self.requests = 0
+        self.abandoned = 0  # streams the agent closed before the end
 
     def reply_for(self, messages: list) -> str:
         """The agent sends no transcript (no speech recognition here): answer by the conversation's state."""
@@ -60,15 +61,18 @@ class StandIn:
         )
         await response.prepare(request)
         await asyncio.sleep(self.first_token_ms / 1000)  # what a model's time to first token costs
-        for i, word in enumerate(self.reply_for(messages).split(" ")):
-            chunk = {
-                "object": "chat.completion.chunk",
-                "model": "stand-in",
-                "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}],
-            }
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            await asyncio.sleep(self.word_ms / 1000)
-        await response.write(b"data: [DONE]\n\n")
+        try:
+            for i, word in enumerate(self.reply_for(messages).split(" ")):
+                chunk = {
+                    "object": "chat.completion.chunk",
+                    "model": "stand-in",
+                    "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}],
+                }
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                await asyncio.sleep(self.word_ms / 1000)
+            await response.write(b"data: [DONE]\n\n")
+        except ConnectionResetError:  # the agent hung up: a barge-in, or a preemptive reply it threw away
+            self.abandoned += 1
         return response
 
     # --8<-- [end:sse]

@@ -218,7 +218,12 @@ async def serve(args: argparse.Namespace, secret: bytes, backend_key: str) -> No
         llm_runner, llm_url = await start(StandIn(args.first_token_ms))
         print(f"LLM: {LABEL}, first token after {args.first_token_ms:g} ms, on {llm_url}", flush=True)
     config = AgentConfig(
-        hangover_ms=args.hangover_ms, onset_ms=args.onset_ms, llm_url=llm_url, profile=args.profile
+        hangover_ms=args.hangover_ms,
+        onset_ms=args.onset_ms,
+        llm_url=llm_url,
+        preempt_after_ms=None if args.no_preempt else args.preempt_after_ms,
+        jitter_buffer=args.jitter_buffer,
+        profile=args.profile,
     )
     try:
         await serve_until_stopped(make_app(AgentServer(secret, backend_key, config)), args.host, args.port)
@@ -228,8 +233,24 @@ async def serve(args: argparse.Namespace, secret: bytes, backend_key: str) -> No
 
 
 def add_agent_options(parser: argparse.ArgumentParser) -> None:
-    """Options the runner shares: end-of-turn hangover, onset, stand-in delay, endpoint."""
+    """Options the runner shares: end-of-turn hangover, preemptive reply, onset, stand-in delay, endpoint,
+    jitter buffer."""
     parser.add_argument("--hangover-ms", type=int, default=500, help="silence that ends the user's turn (ms)")
+    parser.add_argument(
+        "--preempt-after-ms",
+        type=int,
+        default=100,
+        help="silence after which the reply starts, held until the turn ends (ms, below --hangover-ms)",
+    )
+    parser.add_argument(
+        "--no-preempt", action="store_true", help="start the reply only once the hangover has ended the turn"
+    )
+    parser.add_argument(
+        "--jitter-buffer",
+        choices=["adaptive", "aiortc"],
+        default="adaptive",
+        help="what plays received audio: rtclab's adaptive buffer, or aiortc's fixed one (+80 ms)",
+    )
     parser.add_argument(
         "--onset-ms", type=int, default=80, help="speech needed to start a turn or barge in (ms)"
     )
@@ -252,6 +273,8 @@ def check_agent_options(parser: argparse.ArgumentParser, args: argparse.Namespac
             parser.error(f"--profile: unknown profile {args.profile!r} (see `rtclab profiles`)")
     if not 100 <= args.hangover_ms <= 3000:
         parser.error("--hangover-ms must be between 100 and 3000")
+    if not args.no_preempt and not 20 <= args.preempt_after_ms < args.hangover_ms:
+        parser.error("--preempt-after-ms must be at least 20 and below --hangover-ms")
     if not 20 <= args.onset_ms <= 1000:
         parser.error("--onset-ms must be between 20 and 1000")
     if not 0 <= args.first_token_ms <= 5000:

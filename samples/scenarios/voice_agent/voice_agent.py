@@ -11,6 +11,7 @@ There is no speech recognition: a real agent adds its ASR time between the end o
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py              # quick: 1 question, 1 barge-in
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --full       # or LMA_MODE=full: 3 rounds
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --hangover-ms 300 --first-token-ms 800
+    .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --no-preempt --jitter-buffer aiortc  # before
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --browser    # the user is headless Chromium
     .venv/bin/python samples/scenarios/voice_agent/voice_agent.py --json agent.json   # + headline figures as JSON
 """
@@ -60,6 +61,9 @@ async def start_server(secret: bytes, backend_key: str, args: argparse.Namespace
         command += ["--llm-url", args.llm_url]
     if args.profile:
         command += ["--profile", args.profile]
+    command += ["--jitter-buffer", args.jitter_buffer, "--preempt-after-ms", str(args.preempt_after_ms)]
+    if args.no_preempt:
+        command.append("--no-preempt")
     proc = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE)
     lines = []
     while True:
@@ -105,7 +109,9 @@ async def converse(caller: Caller, rounds: int) -> list[dict]:
 
 
 def breakdown(log: list[dict], turns: list[dict]) -> tuple[dict, dict, list[str]]:
-    """Join the client's stamps with the agent's, turn by turn; stages in ms, telescoping to the total."""
+    """Join the client's stamps with the agent's, turn by turn, in ms. The path stages (uplink .. downlink)
+    telescope to the total; the reply's own stages (LLM, phrase, TTS) are reported beside them, because a
+    preemptive reply runs them during the hangover."""
     stages: dict[str, list[float]] = {}
     barge: dict[str, list[float]] = {}
     problems = []
@@ -116,21 +122,30 @@ def breakdown(log: list[dict], turns: list[dict]) -> tuple[dict, dict, list[str]
     for event, turn in zip(client_turns, replies, strict=False):
         if event["heard_at"] is None or turn["first_audio_sent_at"] is None:
             continue
+        reply_marks = [
+            turn["llm_request_at"],
+            turn["llm_first_token_at"],
+            turn["first_phrase_at"],
+            turn["tts_first_audio_at"],
+        ]
+        if None in reply_marks or turn["last_voiced_at"] is None:
+            continue
+        ready_at = max(turn["end_at"], turn["tts_first_audio_at"])  # the first phrase is spoken and may go
         marks = [
             event["end_at"],
             turn["last_voiced_at"],
             turn["end_at"],
-            turn["llm_first_token_at"],
-            turn["first_phrase_at"],
-            turn["tts_first_audio_at"],
+            ready_at,
             turn["first_audio_sent_at"],
             event["heard_at"],
         ]
-        if None in marks:
-            continue
         for name, a, b in zip(STAGES, marks, marks[1:], strict=False):
             stages.setdefault(name, []).append((b - a) * 1000)
         stages.setdefault("total", []).append((event["heard_at"] - event["end_at"]) * 1000)
+        for name, a, b in zip(REPLY_STAGES, reply_marks, reply_marks[1:], strict=False):
+            stages.setdefault(name, []).append((b - a) * 1000)
+        stages.setdefault("started", []).append((turn["llm_request_at"] - turn["last_voiced_at"]) * 1000)
+        stages.setdefault("preemptive", []).append(float(turn["preemptive"]))
     interrupted = [t for t in turns if t["interrupted_at"] is not None]
     for event, turn in zip([e for e in log if e["kind"] == "barge"], interrupted, strict=False):
         if event["stopped_at"] is None:
@@ -153,11 +168,14 @@ STAGES = {
         "RTC 150-300 (whole path)",
     ),
     "hangover": ("VAD hangover: silence that ends the turn", "VAD + AIVAD 720-940"),
+    "ready": ("reply still being prepared when the turn ended", ""),
+    "queue": ("audio queued -> handed to the encoder", ""),
+    "downlink": ("downlink: encoder -> network -> jitter buffer -> heard", "(RTC, above)"),
+}
+REPLY_STAGES = {
     "llm": ("LLM request -> first token (STAND-IN)", "LLM first byte 250-1000"),
     "phrase": ("first token -> first phrase to speak", ""),
     "tts": ("TTS: espeak-ng speaks the first phrase", "TTS first byte 100-350"),
-    "queue": ("audio queued -> handed to the encoder", ""),
-    "downlink": ("downlink: encoder -> network -> jitter buffer -> heard", "(RTC, above)"),
 }
 BARGE_STAGES = {
     "detect": (
@@ -184,6 +202,16 @@ def report(stages: dict, barge: dict, n_turns: int, n_barge: int) -> list[str]:
     lines.append(
         f"  {'total (no ASR here: Agora lists ASR at 400-700)':<{width - 2}}{_ms(stages.get('total', []))}   Retell: as low as 600 ms (with ASR)"
     )
+    preemptive = stages.get("preemptive", [])
+    if preemptive and all(preemptive):
+        when = f"preemptive: started {_ms(stages['started']).strip()} ms into the silence, held until the turn ended"
+    elif preemptive and not any(preemptive):
+        when = "started when the turn ended"
+    else:
+        when = f"preemptive in {sum(preemptive):.0f} of {len(preemptive)} turns"
+    lines += ["", f"The reply's own stages ({when})"]
+    for key, (label, target) in REPLY_STAGES.items():
+        lines.append(f"  {label:<{width - 2}}{_ms(stages.get(key, []))}   {target}")
     lines += [
         "",
         f"{'Barge-in: user speech onset -> agent audio stopped (median of ' + str(n_barge) + ')':<{width}}{'ms':>7}",
@@ -245,7 +273,13 @@ def headlines(stages: dict, barge: dict, args: argparse.Namespace) -> list[Headl
         else f"stand-in LLM, first token after {args.first_token_ms:g} ms"
     )
     network = f"profile {args.profile} both ways" if args.profile else "loopback, no network delay"
+    network += f"; {args.jitter_buffer} jitter buffers"
     turns = f"median of {len(stages.get('total', []))} turn(s)"
+    reply = (
+        "reply after the turn ends"
+        if args.no_preempt
+        else f"preemptive reply after {args.preempt_after_ms} ms"
+    )
     both_ways = [u + d for u, d in zip(stages.get("uplink", []), stages.get("downlink", []), strict=False)]
     return [
         Headline(
@@ -254,7 +288,8 @@ def headlines(stages: dict, barge: dict, args: argparse.Namespace) -> list[Headl
             "ms",
             target=600.0,
             source="Retell AI: as low as 600 ms (with ASR)",
-            conditions=f"no ASR; {llm}; VAD hangover {args.hangover_ms} ms; espeak-ng TTS; {network}; {turns}",
+            conditions=f"no ASR; {llm}; VAD hangover {args.hangover_ms} ms; {reply}; espeak-ng TTS; "
+            f"{network}; {turns}",
         ),
         Headline(
             "RTC both ways (uplink + downlink stages)",
@@ -308,6 +343,16 @@ async def run(args: argparse.Namespace, full: bool) -> int:
         f"turn end: {args.hangover_ms} ms of silence (webrtcvad); barge-in: {args.onset_ms} ms of speech; "
         f"TTS: espeak-ng per phrase; user: {'headless Chromium' if args.browser else 'espeak-ng speech from an aiortc peer'}"
     )
+    print(
+        "reply: "
+        + (
+            "starts when the turn ends"
+            if args.no_preempt
+            else f"preemptive, starts after {args.preempt_after_ms} ms of silence and waits for the turn's end"
+        )
+        + f"; received audio played through {args.jitter_buffer} jitter buffers"
+        + (" (the browser uses its own)" if args.browser else "")
+    )
     print()
     try:
         async with ClientSession(timeout=ClientTimeout(total=60)) as http:
@@ -340,7 +385,7 @@ async def run(args: argparse.Namespace, full: bool) -> int:
                 healthy = (await api.call("GET", "/v1/health"))[0] == 200
                 return 0 if ok and healthy else 1
             session = "s-" + secrets.token_hex(4)
-            caller = Caller(api, session, profile=args.profile)
+            caller = Caller(api, session, profile=args.profile, jitter_buffer=args.jitter_buffer)
             await caller.call()
             if not await caller.wait_for(lambda: len(caller.heard) > 10, 30):
                 raise RuntimeError("no audio from the agent: the call did not connect")
@@ -368,6 +413,10 @@ async def run(args: argparse.Namespace, full: bool) -> int:
         f"  turns the user took: {sum(e['kind'] == 'turn' for e in log)}; turns the agent detected: "
         f"{sum(t['end_at'] is not None for t in turns)}; barge-ins it obeyed: "
         f"{sum(t['interrupted_at'] is not None for t in turns)} of {sum(e['kind'] == 'barge' for e in log)}"
+    )
+    print(
+        "  speculative replies thrown away because the user only paused: "
+        f"{sum(t['replies_discarded'] for t in turns)}"
     )
     first = next((t for t in turns if t["interrupted_at"] is not None), None)
     if first:
