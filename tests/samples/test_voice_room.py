@@ -76,6 +76,17 @@ def test_quick_run_measures_both_modes(quick_run):
     assert re.search(r"^muted speakers still heard\s.*\s0 frames\s+n/a$", out, re.MULTILINE)
 
 
+def test_the_mixer_buffer_is_what_mix_mode_adds(quick_run):
+    assert "mix mode buffers each speaker with adaptive" in quick_run.stdout
+    fixed = sample_runner.run_sample(SAMPLE, "--modes", "mix", "--mixer-buffer", "aiortc", "--seconds", "3")
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert "mix mode buffers each speaker with aiortc" in fixed.stdout
+    adaptive_delay = float(cells(quick_run.stdout, "delay via server")[1])
+    fixed_delay = float(cells(fixed.stdout, "delay via server")[1])
+    # aiortc's buffer holds four 20 ms frames before it decodes; the adaptive one about as much as the jitter
+    assert fixed_delay - adaptive_delay >= 30, (adaptive_delay, fixed_delay)
+
+
 def test_quick_run_refuses_every_hostile_request_and_keeps_serving(quick_run):
     out = quick_run.stdout
     checks = re.findall(r"^  (.+?)\s+-> (\d{3})  (.+)$", out, re.MULTILINE)
@@ -110,7 +121,17 @@ def test_quick_run_writes_its_headline_figures(quick_run, headlines_file):
 def test_help():
     result = sample_runner.run_sample(SAMPLE, "--help")
     assert result.returncode == 0
-    for option in ("--full", "--speakers", "--audience", "--seconds", "--top-k", "--modes", "--profile"):
+    options = (
+        "--full",
+        "--speakers",
+        "--audience",
+        "--seconds",
+        "--top-k",
+        "--modes",
+        "--profile",
+        "--mixer-buffer",
+    )
+    for option in options:
         assert option in result.stdout
 
 
@@ -122,6 +143,7 @@ def test_help():
         ["--modes", "broadcast"],
         ["--profile", "moon"],
         ["--speakers", "0"],
+        ["--mixer-buffer", "none"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):

@@ -28,6 +28,7 @@ TOTAL = "end of speech -> first agent audio"
 RTC = "RTC both ways (uplink + downlink stages)"
 BARGE = "barge-in: user speech onset -> agent audio stopped"
 
+# --8<-- [start:rows]
 # (label, voice_agent.py arguments): each row adds one lever to the row above
 ROWS = [
     ("aiortc buffers, reply after the turn", ["--jitter-buffer", "aiortc", "--no-preempt"]),
@@ -46,6 +47,9 @@ def measure(arguments: list[str], rounds: int, first_token_ms: float, folder: Pa
         tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
         raise RuntimeError(f"voice_agent.py {' '.join(arguments)} failed:\n  " + "\n  ".join(tail))
     return {h.metric: h for h in read_headlines(path)[2]}
+
+
+# --8<-- [end:rows]
 
 
 def table(rows: list[tuple[str, dict[str, Headline]]]) -> list[str]:

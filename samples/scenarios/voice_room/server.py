@@ -32,6 +32,7 @@ from media import ForwardRouter, Mixer, PacketTrack, intercept_rtp
 from rooms import Room, RoomError
 from tokens import ROLES, JoinToken, TokenError, check_name, issue_token, new_secret, verify_token
 
+from rtclab.jitter import AdaptiveConfig, AdaptivePlayout
 from rtclab.loopback import (
     check_loopback_sdp,
     loopback_address,
@@ -75,14 +76,23 @@ class Session:
     pc: RTCPeerConnection
     tracks: list[PacketTrack] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    playout: AdaptivePlayout | None = None  # mix mode: the buffer that plays the speaker into the mixer
 
     async def close(self) -> None:
         for track in self.tracks:
             track.stop()
         for task in self.tasks:
             task.cancel()
+        if self.playout is not None:
+            await self.playout.stop()
         await self.pc.close()
 
+
+# The mixer's receive buffer: deep enough for the worst transit seen in the last 5 s (quantile 1.0), so a
+# frame is never late for the mix on a clean network (every late frame is a concealed gap in every
+# listener's mix: the 0.95 default cost up to a whole PESQ point here); one frame deep at the start,
+# because starting deeper means shrinking later, and every shrink skips a frame of speech.
+MIXER_BUFFER = AdaptiveConfig(start_delay_ms=20, quantile=1.0)
 
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.MULTILINE)
 
@@ -104,9 +114,17 @@ def offer_sections(sdp: str) -> list[str]:
 class RoomServer:
     """All rooms of this process, their members' peer connections, and the rules around them."""
 
-    def __init__(self, secret: bytes, backend_key: str, limits: Limits, downlink: object = None) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        backend_key: str,
+        limits: Limits,
+        downlink: object = None,
+        mixer_buffer: str = "adaptive",
+    ) -> None:
         self.secret, self.backend_key, self.limits = secret, backend_key, limits
         self.downlink = downlink  # an rtclab Impairment for what the server sends (lab only), or None
+        self.mixer_buffer = mixer_buffer  # "adaptive" (rtclab.jitter) or "aiortc" (its fixed 80 ms buffer)
         self.rooms: dict[str, Room] = {}
         self.routers: dict[str, ForwardRouter] = {}
         self.mixers: dict[str, Mixer] = {}
@@ -326,6 +344,8 @@ class RoomServer:
             mixer = self.mixers[room.name]
             mixer.add_listener(user, session.tracks[0], speaks=incoming is not None)
             if incoming is not None:
+                if self.mixer_buffer == "adaptive":  # aiortc's own buffer would hold 80 ms before the mix
+                    session.playout = AdaptivePlayout.attach(incoming, MIXER_BUFFER)
                 on_frame = mixer.add_speaker(user)
                 session.tasks.append(asyncio.ensure_future(_drain(incoming.track, on_frame)))
 
@@ -415,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
     parser.add_argument("--profile", help="lab only: impair everything the server sends (an rtclab profile)")
+    parser.add_argument(
+        "--mixer-buffer",
+        choices=["adaptive", "aiortc"],
+        default="adaptive",
+        help="mix mode: how speakers' audio is buffered before the mix (aiortc's fixed buffer adds 80 ms)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
@@ -431,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     if not backend_key:
         backend_key = secrets.token_urlsafe(24)
         print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
-    server = RoomServer(secret, backend_key, Limits(), downlink)
+    server = RoomServer(secret, backend_key, Limits(), downlink, args.mixer_buffer)
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port))
     return 0
 

@@ -76,11 +76,12 @@ class ModeResult:
 
 
 async def start_server(
-    secret: bytes, backend_key: str, profile: str | None
+    secret: bytes, backend_key: str, profile: str | None, mixer_buffer: str = "adaptive"
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start server.py on a free loopback port; the secrets go through its environment, never its arguments."""
     env = {**os.environ, "VOICE_ROOM_SECRET": secret.hex(), "VOICE_ROOM_BACKEND_KEY": backend_key}
     command = [sys.executable, str(HERE / "server.py"), "--host", "127.0.0.1", "--port", "0"]
+    command += ["--mixer-buffer", mixer_buffer]
     if profile:
         command += ["--profile", profile]
     proc = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE)
@@ -361,7 +362,12 @@ def save_headlines(path: Path, full: bool, figures: list[Headline]) -> bool:
 
 
 async def run(
-    size: Size, modes: list[str], profile: str | None, full: bool, json_path: Path | None = None
+    size: Size,
+    modes: list[str],
+    profile: str | None,
+    full: bool,
+    json_path: Path | None = None,
+    mixer_buffer: str = "adaptive",
 ) -> int:
     secret, backend_key = secrets.token_bytes(32), secrets.token_urlsafe(24)  # new every run, never on disk
     uplink = None
@@ -371,12 +377,16 @@ async def run(
         uplink = get_profile(profile).uplink_impairment(seed=2)
     # scipy and pesq take seconds to import on a busy machine: do it while the server starts
     warm_up = asyncio.get_running_loop().run_in_executor(None, _import_scoring)
-    proc, base_url = await start_server(secret, backend_key, profile)
+    proc, base_url = await start_server(secret, backend_key, profile, mixer_buffer)
     await warm_up
     _, note = host_voice()
     room_size = f"1 host + {size.speakers} speaker(s) + {size.audience} audience"
     print(f"Voice room on {base_url}: {room_size}, {size.seconds:g} s of audio per mode, top-K {size.top_k}")
     print(f"mode: {'full' if full else 'quick'}; network: {profile or 'loopback, unimpaired'}")
+    print(
+        f"mix mode buffers each speaker with {mixer_buffer}"
+        f"{' (rtclab.jitter)' if mixer_buffer == 'adaptive' else ' (fixed, 80 ms)'}; listeners use aiortc's buffer"
+    )
     print()
     results: list[ModeResult] = []
     try:
@@ -442,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", help="an rtclab network profile for every member's link (e.g. chrome-3g)"
     )
     parser.add_argument(
+        "--mixer-buffer",
+        choices=["adaptive", "aiortc"],
+        default="adaptive",
+        help="mix mode: buffer speakers with rtclab's adaptive jitter buffer or aiortc's fixed one",
+    )
+    parser.add_argument(
         "--json",
         type=new_json_path,
         metavar="PATH",
@@ -468,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speakers: the hostile checks need at least one speaker")
     if size.audience < 2:
         parser.error("--audience: at least two (one is kicked in the hostile checks)")
-    return asyncio.run(run(size, modes, args.profile, full, args.json))
+    return asyncio.run(run(size, modes, args.profile, full, args.json, args.mixer_buffer))
 
 
 if __name__ == "__main__":
