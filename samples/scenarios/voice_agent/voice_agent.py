@@ -33,7 +33,7 @@ from server import add_agent_options, check_agent_options
 from tokens import issue_token
 
 from rtclab.headlines import Headline, new_json_path, write_headlines
-from rtclab.signals import synthesize_speech
+from rtclab.signals import SpeechToolMissingError, synthesize_speech
 
 HERE = Path(__file__).resolve().parent
 QUESTION = "What will the weather be like in Lagos this afternoon"
@@ -464,7 +464,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be between 1 and 10")
     if not 3 <= args.browser_seconds <= 60:
         parser.error("--browser-seconds must be between 3 and 60")
-    return asyncio.run(run(args, args.full or os.environ.get("LMA_MODE") == "full"))
+    try:
+        return asyncio.run(run(args, args.full or os.environ.get("LMA_MODE") == "full"))
+    except SpeechToolMissingError as error:  # the user's speech is synthesized with espeak-ng
+        print(f"voice_agent: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
