@@ -11,14 +11,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-from pathlib import Path
 
 from portal.paths import BUILD, ROOT
+from rtclab.chromium import ChromiumMissingError, chromium_path, launch
 
 MERMAID = ROOT / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
 CACHE = BUILD / "cache" / "diagrams"
-CHROMIUM = Path(os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
 SETTINGS = {
     "startOnLoad": False,
     "theme": "neutral",
@@ -35,7 +33,11 @@ def can_render() -> bool:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return False
-    return CHROMIUM.exists() and MERMAID.exists()
+    try:
+        chromium_path()
+    except ChromiumMissingError:
+        return False
+    return MERMAID.exists()
 
 
 @functools.cache
@@ -64,10 +66,7 @@ def render(sources: list[str]) -> dict[str, str]:
 
         CACHE.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-            )
+            browser = launch(playwright.chromium)
             page = browser.new_page()
             # No network at all: the page is blank and mermaid comes from node_modules.
             page.route("**/*", lambda route: route.abort())

@@ -21,13 +21,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from portal.paths import ROOT, SITE
+from rtclab.chromium import chromium_path, lighthouse_flags
 
 LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
-CHROMIUM = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
-CHROME_FLAGS = (
-    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
-    "--disable-component-update --disable-sync"
-)
 COMPRESSIBLE = (".html", ".css", ".js", ".json", ".xml", ".svg", ".txt", ".map", ".ipynb")
 
 # Chrome DevTools' "Slow 3G" numbers, as the budgets in the issue use them. By default Lighthouse
@@ -116,13 +112,13 @@ def audit(url: str, *, throttling: list[str] | None = None, performance: bool = 
             "--output=json",
             f"--output-path={report}",
             f"--only-categories={categories}",
-            f"--chrome-flags={CHROME_FLAGS} --user-data-dir={tmp}/profile",
+            f"--chrome-flags={lighthouse_flags(f'--user-data-dir={tmp}/profile')}",
             *(throttling or []),
         ]
         if not performance:
             # Bytes need no throttling; skipping it makes the run quick.
             command += ["--throttling-method=provided", "--only-audits=total-byte-weight,accessibility"]
-        env = {**os.environ, "CHROME_PATH": CHROMIUM}
+        env = {**os.environ, "CHROME_PATH": chromium_path()}
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
         if done.returncode != 0 or not report.exists():
             raise RuntimeError(f"lighthouse failed on {url}: {done.stderr.strip()[-500:]}")

@@ -29,17 +29,8 @@ from playwright.sync_api import (
 )
 
 from portal.paths import REPORTS, SITE
+from rtclab.chromium import launch
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOOPBACK = "127.0.0.1"
 # Always under the repository's build/, even when LMA_SITE_DIR points elsewhere: CI keeps these.
 SCREENSHOTS = REPORTS / "screenshots"
@@ -89,7 +80,7 @@ def base_url(site_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = launch(pw.chromium)
         try:
             yield chromium
         finally:

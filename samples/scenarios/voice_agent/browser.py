@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import numpy as np
 from client import Api
 
+from rtclab.chromium import launch
 from rtclab.signals import synthesize_speech
 
-CHROMIUM = "/usr/bin/chromium"
 QUESTION = "What will the weather be like in Lagos this afternoon"
 SILENCE_S = 4.0  # after the question: time for the agent to answer before the file loops (and barges in)
 
@@ -35,14 +35,7 @@ def chromium_args(wav: Path) -> list[str]:
         "--allow-loopback-in-peer-connection",  # WebRTC skips 127.0.0.1 unless told otherwise
         "--disable-features=WebRtcHideLocalIpsWithMdns",  # raw addresses, not <uuid>.local names
         "--autoplay-policy=no-user-gesture-required",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
+    ]  # rtclab.chromium.launch adds the flags that keep Chromium on loopback
 
 
 # --8<-- [end:flags]
@@ -69,9 +62,7 @@ async def browser_conversation(api: Api, base_url: str, seconds: float) -> tuple
         wav = Path(tmp) / "microphone.wav"
         write_microphone_wav(wav)
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=chromium_args(wav)
-            )
+            browser = await launch(pw.chromium, *chromium_args(wav))
             try:
                 page = await (await browser.new_context()).new_page()
 

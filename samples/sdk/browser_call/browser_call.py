@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import secrets
-import shutil
 import sys
 import textwrap
 from collections import Counter
@@ -31,33 +29,22 @@ from aiohttp import web
 from bot import Bot, rtpmap
 from server import make_app
 
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
+from rtclab.chromium import ChromiumMissingError, chromium_path, launch
+
 MAX_SECONDS = 30.0
 CONNECT_TIMEOUT = 30.0  # seconds; generous, a loaded 2-core machine starts Chromium slowly
 
 # --8<-- [start:flags]
-CHROMIUM_ARGS = [
+# rtclab.chromium.launch adds the flags that keep Chromium on loopback (no DNS, no background fetches);
+# these are the ones a WebRTC call between a browser and a bot on 127.0.0.1 needs on top.
+WEBRTC_FLAGS = [
     "--use-fake-device-for-media-stream",  # a test pattern and a beep instead of a camera and a microphone
     "--use-fake-ui-for-media-stream",  # grant getUserMedia without a permission prompt
     "--allow-loopback-in-peer-connection",  # WebRTC skips 127.0.0.1 unless told otherwise
     "--disable-features=WebRtcHideLocalIpsWithMdns",  # raw addresses in candidates, not <uuid>.local names
     "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 # --8<-- [end:flags]
-
-
-def find_chromium(path: str) -> str | None:
-    """The Chromium executable at ``path`` (or on PATH by that name), or None."""
-    if os.path.isfile(path) and os.access(path, os.X_OK):
-        return path
-    return shutil.which(path)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -79,7 +66,7 @@ async def run_call(chromium: str, seconds: float) -> dict[str, Any]:
     port = runner.addresses[0][1]
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            browser = await launch(pw.chromium, *WEBRTC_FLAGS, path=chromium)
             page = await (await browser.new_context()).new_page()
 
             async def guard(route: Route) -> None:  # abort any request to a host other than 127.0.0.1
@@ -324,17 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--chromium",
-        default=DEFAULT_CHROMIUM,
         metavar="PATH",
-        help="the Chromium executable (default: %(default)s)",
+        help="the Chromium executable (default: $CHROME_PATH or /usr/bin/chromium)",
     )
     args = parser.parse_args(argv)
-    chromium = find_chromium(args.chromium)
-    if chromium is None:
-        print(
-            f"error: Chromium not found at {args.chromium}: install it (apt-get install chromium)",
-            file=sys.stderr,
-        )
+    try:
+        chromium = chromium_path(args.chromium)
+    except ChromiumMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     try:
         from playwright.async_api import Error as PlaywrightError
