@@ -1,6 +1,7 @@
 """Run one stage of `make test`, time it, and print the timings of every stage at the end.
 
 python -m portal.stages run NAME -- COMMAND...   # run COMMAND, record how long stage NAME took
+                                                 # (as root: in a network namespace with only lo)
 python -m portal.stages report                   # print the recorded timings
 python -m portal.stages reset                    # forget them (start of a run)
 """
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from portal.netns import available as netns_available
+from portal.netns import loopback_only
 from portal.paths import REPORTS
 
 TIMINGS = REPORTS / "timings.json"
@@ -25,9 +28,10 @@ def _load() -> list[dict]:
 
 
 def run(name: str, command: list[str]) -> int:
-    print(f"\n━━ {name}: {' '.join(command)}", flush=True)
+    where = "  (network namespace with only lo)" if netns_available() else ""
+    print(f"\n━━ {name}: {' '.join(command)}{where}", flush=True)
     started = time.monotonic()
-    code = subprocess.call(command)
+    code = subprocess.call(loopback_only(command))
     seconds = round(time.monotonic() - started, 1)
     timings = [t for t in _load() if t["stage"] != name]
     timings.append({"stage": name, "seconds": seconds, "status": "passed" if code == 0 else "failed"})
