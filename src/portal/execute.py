@@ -12,15 +12,18 @@ an error stops the run naming the notebook, the cell and the traceback.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -93,7 +96,13 @@ def _cell_number(nb: nbformat.NotebookNode, cell_index: int) -> str:
 
 def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
     """Run one notebook and write its executed copy; return its execution record."""
-    nb = nbformat.read(notebook.source, as_version=4)
+    return execute_file(notebook.source, notebook.executed(), notebook.display, mode, key)
+
+
+def execute_file(source: Path, target: Path, display: str, mode: str, key: str) -> dict:
+    """Run the notebook `source` and write its executed copy to `target` (plain paths: a worker process
+    re-imports this module and must not depend on its globals)."""
+    nb = nbformat.read(source, as_version=4)
     timeout = int(nb.metadata.get("portal", {}).get("cell_timeout", DEFAULT_CELL_TIMEOUT))
     failed_cell: list[int] = []
     ipc_dir = tempfile.mkdtemp(prefix="lma-kernel-")
@@ -106,7 +115,7 @@ def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
         timeout=timeout,
         kernel_name="python3",
         allow_errors=False,
-        resources={"metadata": {"path": str(notebook.source.parent)}},
+        resources={"metadata": {"path": str(source.parent)}},
         on_cell_error=lambda cell, cell_index, execute_reply: failed_cell.append(cell_index),
     )
     os.environ["LMA_MODE"] = mode  # the parameters cell of each notebook reads it
@@ -118,10 +127,10 @@ def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
         client.execute()
     except CellTimeoutError as error:
         where = _cell_number(nb, failed_cell[0]) if failed_cell else "a cell"
-        raise ExecutionFailed(f"{notebook.display}: {where} ran longer than {timeout} s\n{error}") from None
+        raise ExecutionFailed(f"{display}: {where} ran longer than {timeout} s\n{error}") from None
     except CellExecutionError as error:
         where = _cell_number(nb, failed_cell[0]) if failed_cell else "a cell"
-        raise ExecutionFailed(f"{notebook.display}: {where} raised an error\n{error}") from None
+        raise ExecutionFailed(f"{display}: {where} raised an error\n{error}") from None
     finally:
         # nbclient shuts down only kernels it started itself; this one was handed to it.
         if kernel.has_kernel:
@@ -138,7 +147,6 @@ def execute_notebook(notebook: Notebook, mode: str, key: str) -> dict:
         "cache_key": key,
     }
     nb.metadata.setdefault("portal", {})["execution"] = record
-    target = notebook.executed()
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return record
@@ -186,40 +194,131 @@ def check_same_code(english: nbformat.NotebookNode, translated: nbformat.Noteboo
             raise ExecutionFailed(f"{name}: cell {index + 1}: code differs from the English notebook")
 
 
+def jobs() -> int:
+    """How many notebooks and samples run at once: LMA_JOBS, else 2 (the cores of the machines CI runs on).
+
+    Their figures are timings, so no more than the cores at once. The ones that measure CPU time, and the
+    scenarios (a server and several peers each), run alone afterwards (`run_alone`).
+    """
+    value = os.environ.get("LMA_JOBS", "2")
+    if not value.isdigit() or int(value) < 1:
+        raise ExecutionFailed(f"LMA_JOBS={value!r}: must be a whole number of at least 1")
+    return int(value)
+
+
+def run_alone(notebook: Notebook) -> str:
+    """What a notebook with `portal.run_alone` in its metadata measures ("" when it may share the machine)."""
+    nb = json.loads(notebook.source.read_text(encoding="utf-8"))
+    return str(nb.get("metadata", {}).get("portal", {}).get("run_alone", ""))
+
+
+def _execute_in_child(source: Path, target: Path, display: str, mode: str, key: str) -> dict | str:
+    """execute_file in a worker process; an ExecutionFailed comes back as its message."""
+    try:
+        return execute_file(source, target, display, mode, key)
+    except ExecutionFailed as error:
+        return str(error)
+
+
+def _child_args(notebook: Notebook, mode: str, key: str) -> tuple:
+    return (notebook.source, notebook.executed(), notebook.display, mode, key)
+
+
 def run(force: bool = False) -> int:
     mode = current_mode()
+    workers = jobs()
     notebooks = find_notebooks()
     report: dict[str, dict] = {}
-    failures = []
+    failures: list[str] = []
+    stale: list[tuple[Notebook, str]] = []
     for notebook in notebooks:
         key = cache_key(notebook, mode)
         recorded = recorded_execution(notebook.executed())
-        name = notebook.display
         if not force and recorded and recorded.get("cache_key") == key:
-            print(f"up to date  {name}  (ran {recorded['date']}, {recorded['seconds']} s)")
+            print(f"up to date  {notebook.display}  (ran {recorded['date']}, {recorded['seconds']} s)")
             report[str(notebook.rel)] = recorded
         else:
-            print(f"executing   {name} ...", flush=True)
-            try:
-                record = execute_notebook(notebook, mode, key)
-            except ExecutionFailed as error:
-                print(f"FAILED      {error}", file=sys.stderr)
-                notebook.executed().unlink(missing_ok=True)
-                failures.append(name)
-                report[str(notebook.rel)] = {"status": "failed", "date": _now(), "mode": mode}
-                continue
-            print(f"executed    {name}  in {record['seconds']} s")
-            report[str(notebook.rel)] = record
+            stale.append((notebook, key))
+    samples, stale_samples = sample_outputs.plan(mode, force=force)
+    failures += [name for name, record in samples.items() if record["status"] == "failed"]
+
+    def finish_notebook(notebook: Notebook, outcome: dict | str) -> None:
+        name = notebook.display
+        if isinstance(outcome, str):
+            print(f"FAILED      {outcome}", file=sys.stderr)
+            notebook.executed().unlink(missing_ok=True)
+            failures.append(name)
+            report[str(notebook.rel)] = {"status": "failed", "date": _now(), "mode": mode}
+            return
+        print(f"executed    {name}  in {outcome['seconds']} s", flush=True)
+        report[str(notebook.rel)] = outcome
+
+    def finish_sample(item: sample_outputs.SampleOutput, outcome: tuple[dict, str | None]) -> None:
+        record, error = outcome
+        name = str(item.sample.relative_to(ROOT))
+        if error:
+            print(f"FAILED      {error}", file=sys.stderr)
+            failures.append(name)
+        else:
+            print(f"ran         {name}  in {record['seconds']} s", flush=True)
+        samples[name] = record
+
+    # Notebooks run in worker processes (one kernel each), samples are subprocesses already.
+    together = [(nb, key) for nb, key in stale if not run_alone(nb)]
+    together_samples = [(item, key) for item, key in stale_samples if not item.run_alone]
+    alone = [(nb, key) for nb, key in stale if run_alone(nb)]
+    alone_samples = [(item, key) for item, key in stale_samples if item.run_alone]
+    context = multiprocessing.get_context("spawn")
+    with (
+        concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as kernels,
+        concurrent.futures.ThreadPoolExecutor(max_workers=workers) as threads,
+    ):
+        slots = threading.Semaphore(workers)  # at most `workers` notebooks and samples at once, together
+
+        def limited(function, *args):
+            with slots:
+                return function(*args)
+
+        futures = {}
+        for notebook, key in together:
+            print(f"executing   {notebook.display} ...", flush=True)
+            in_kernel = threads.submit(
+                limited,
+                lambda *a: kernels.submit(_execute_in_child, *a).result(),
+                *_child_args(notebook, mode, key),
+            )
+            futures[in_kernel] = (finish_notebook, notebook)
+        for item, key in together_samples:
+            print(f"running     {item.sample.relative_to(ROOT)} ...", flush=True)
+            futures[threads.submit(limited, sample_outputs.run_sample, item, mode, key)] = (
+                finish_sample,
+                item,
+            )
+        for future in concurrent.futures.as_completed(futures):
+            finish, what = futures[future]
+            finish(what, future.result())
+        for notebook, key in alone:
+            print(f"executing   {notebook.display} (alone: it {run_alone(notebook)}) ...", flush=True)
+            finish_notebook(
+                notebook, kernels.submit(_execute_in_child, *_child_args(notebook, mode, key)).result()
+            )
+        for item, key in alone_samples:
+            print(
+                f"running     {item.sample.relative_to(ROOT)} (alone: it measures {item.run_alone}) ...",
+                flush=True,
+            )
+            finish_sample(item, sample_outputs.run_sample(item, mode, key))
+    for notebook in notebooks:
+        if report.get(str(notebook.rel), {}).get("status") != "passed":
+            continue
         try:
             write_translations(notebook)
         except ExecutionFailed as error:
             print(f"FAILED      {error}", file=sys.stderr)
-            failures.append(name)
+            failures.append(notebook.display)
             report[str(notebook.rel)] = {**report[str(notebook.rel)], "status": "failed"}
     _remove_orphans(notebooks)
-    outputs, failed_samples = sample_outputs.run(mode, force=force)
-    report["sample_outputs"] = outputs
-    failures += failed_samples
+    report["sample_outputs"] = dict(sorted(samples.items()))
     EXECUTED.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if failures:

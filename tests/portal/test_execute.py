@@ -157,3 +157,32 @@ def test_an_unknown_mode_is_refused(monkeypatch, capsys):
 
     assert execute.main([]) == 2
     assert capsys.readouterr().err == "error: LMA_MODE='huge': must be one of quick, full\n"
+
+
+def test_notebooks_run_side_by_side_and_the_ones_that_measure_cpu_time_run_alone_after(
+    repo, capsys, quick, monkeypatch
+):
+    monkeypatch.setenv("LMA_JOBS", "2")
+    # Each notebook records when its cell ran; with two workers the two 5 s cells overlap.
+    times = repo / "times"
+    times.mkdir()
+    cell = "import time; start = time.time(); time.sleep(5); open({path!r}, 'w').write(f'{{start}} {{time.time()}}')"
+    for name in ("a", "b"):
+        write_notebook(repo / f"notebooks/{name}.ipynb", [code_cell(cell.format(path=str(times / name)))])
+    alone = write_notebook(repo / "notebooks/c.ipynb", [code_cell("print('c')")])
+    nb = json.loads(alone.read_text(encoding="utf-8"))
+    nb["metadata"].setdefault("portal", {})["run_alone"] = "measures CPU time"
+    alone.write_text(json.dumps(nb), encoding="utf-8")
+    code, out, err = run(capsys)
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith(("executing", "executed"))]
+    assert lines[-2] == "executing   notebooks/c.ipynb (alone: it measures CPU time) ..."
+    assert lines[-1].startswith("executed    notebooks/c.ipynb")
+    (a_start, a_end), (b_start, b_end) = ([float(x) for x in (times / n).read_text().split()] for n in "ab")
+    assert a_start < b_end and b_start < a_end, "the two notebooks ran one after the other"
+
+
+def test_lma_jobs_must_be_a_whole_number(repo, capsys, quick, monkeypatch):
+    monkeypatch.setenv("LMA_JOBS", "many")
+    assert execute.main([]) == 2
+    assert "LMA_JOBS='many': must be a whole number of at least 1" in capsys.readouterr().err

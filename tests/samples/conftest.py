@@ -30,8 +30,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not _results:
-        return
+    if not _results or hasattr(session.config, "workerinput"):
+        return  # under xdist the controller sees every worker's reports and writes the file once
     path = REPORTS / "samples.json"
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
