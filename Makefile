@@ -12,11 +12,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := $(shell grep -o 'uv==[0-9.]*' pyproject.toml | head -1)
 STAGE := $(PY) -m portal.stages run
+# Runs with the system's python3 before .venv exists (standard library only).
+DOCTOR := python3 src/portal/doctor.py
 FORCE ?=
+SERVE_ADDRESS ?= 127.0.0.1:8000
+# Unit-test workers: most unit tests wait on timers and short calls, so 4 pays on 2 cores.
+JOBS ?= 4
+# Notebooks and sample outputs run at once by `make execute`: their figures are timings, so no more than the
+# cores; the scenarios and the samples that measure CPU time run alone whatever this says.
+EXECUTE_JOBS ?= 2
+export LMA_JOBS := $(EXECUTE_JOBS)
+PYTEST := $(PY) -m pytest -q -n $(JOBS) --dist loadfile
+# Runs COMMAND under strace and fails naming any process that sent a packet past 127.0.0.1 (see portal.traffic).
+TRAFFIC := $(PY) -m portal.traffic
 # LANG is also the locale variable of the shell; only a LANG given on the make command line is ours.
 GUIDE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),en)
 
-.PHONY: help env serve build execute test lint unit samples site-check browser bench-site bench-scenarios offline new-guide stamp workshop clean
+.PHONY: help check doctor preflight-serve preflight-build preflight-test env serve build execute test lint unit samples site-check browser bench-site bench-setup bench-scenarios offline new-guide stamp workshop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "%-16s %s\n", $$1, $$2}'
@@ -31,16 +43,24 @@ node_modules/.synced: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+doctor: ## every requirement (system packages, Python, Node, ports, disk): found or missing, and the fix
+	@$(DOCTOR)
+
+# The first step of serve, build and test: install missing system packages with apt-get when no password is
+# needed (root, as in CI, or passwordless sudo); otherwise stop within seconds, printing the command to run.
+preflight-serve preflight-build preflight-test: preflight-%:
+	@$(DOCTOR) --for $* --install --quiet --port $(lastword $(subst :, ,$(SERVE_ADDRESS)))
+
 env: $(VENV)/.synced node_modules/.synced ## create or refresh the Python and npm environments from the locks
 
-execute: env ## run the notebooks that changed (FORCE=1: all of them; LMA_MODE=full: workshop size)
+execute: preflight-build env ## run the notebooks that changed (FORCE=1: all of them; LMA_MODE=full: workshop size)
 	$(PY) -m portal.execute $(if $(FORCE),--force)
 
-build: execute ## build both languages into build/site
+build: preflight-build execute ## build both languages into build/site
 	$(VENV)/bin/mkdocs build --strict
 
-serve: execute ## build and serve the site at http://127.0.0.1:8000 (reloads on change)
-	$(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
+serve: preflight-serve execute ## build and serve the site at http://127.0.0.1:8000 (reloads on change)
+	$(VENV)/bin/mkdocs serve --strict -a $(SERVE_ADDRESS)
 
 lint: env ## ruff and the front matter of every page
 	$(VENV)/bin/ruff check .
@@ -48,18 +68,25 @@ lint: env ## ruff and the front matter of every page
 	$(PY) -m portal.frontmatter
 
 unit: env ## unit tests of rtclab and the portal tooling (notebooks committed without outputs, too)
-	$(PY) -m pytest -q tests/rtclab tests/portal
+	$(PYTEST) tests/rtclab tests/portal
 
-samples: env ## run every sample and check what it prints
-	$(PY) -m pytest -q tests/samples
+# The sample tests run traced, two at a time. The scenario tests start a server and several peers and time them
+# against their own limits, which other runs beside them (or strace's stop on every send) break on 2 cores: they
+# run one at a time, untraced, and tests/samples/test_traffic.py traces a small run of each instead.
+SCENARIO_TESTS := $(addprefix tests/samples/test_,$(addsuffix .py,browser_call bullet_comments live_cohost team_voice video_1v1 voice_agent voice_room traffic))
+OTHER_SAMPLE_TESTS := $(filter-out $(SCENARIO_TESTS) tests/samples/conftest.py tests/samples/sample_runner.py,$(wildcard tests/samples/*.py))
+
+samples: preflight-test env ## run every sample and check what it prints (under strace: nothing past loopback)
+	$(TRAFFIC) --name samples -- $(PY) -m pytest -q -n 2 --dist loadfile $(OTHER_SAMPLE_TESTS)
+	$(PY) -m pytest -q $(SCENARIO_TESTS)
 
 site-check: ## links, anchors, rendered notebook cells, page weights (after build)
 	$(PY) -m pytest -q tests/site
 
-browser: ## headless Chromium: search, language switch, no third-party request, page budgets, offline bundle
-	$(PY) -m pytest -q tests/browser
+browser: preflight-test ## headless Chromium: search, language switch, no third-party request, page budgets, offline bundle
+	$(TRAFFIC) --name browser -- $(PY) -m pytest -q tests/browser
 
-test: env ## everything CI checks, with a timing per stage
+test: preflight-test env ## everything CI checks, with a timing per stage
 	@$(PY) -m portal.stages reset
 	@$(STAGE) lint -- $(MAKE) --no-print-directory lint
 	@$(STAGE) unit -- $(MAKE) --no-print-directory unit
@@ -75,6 +102,9 @@ test: env ## everything CI checks, with a timing per stage
 bench-site: build ## Lighthouse on home, tutorial, heaviest notebook (en, zh) at Slow 3G: median of RUNS (3)
 	$(PY) -m portal.bench_site --runs $(or $(RUNS),3)
 
+bench-setup: ## a fresh clone's first make serve to first page, make check on three pages (CI=1: .ci/run too)
+	$(PY) -m portal.bench_setup $(if $(CI),--ci)
+
 bench-scenarios: env ## run every scenario playbook's sample and report its headline figures vs targets (FULL=1)
 	$(PY) -m portal.bench_scenarios $(if $(FULL),--full)
 
@@ -84,6 +114,9 @@ workshop: execute ## learner + instructor notebooks in build/workshop/, then Jup
 offline: execute ## one archive with the whole site (search works from file://) and the notebooks
 	$(VENV)/bin/mkdocs build --strict -f mkdocs.offline.yml
 	$(PY) -m portal.offline
+
+check: preflight-build env ## check one page in seconds: make check PAGE=docs/<path>.md (or notebooks/<path>.ipynb)
+	@$(PY) -m portal.check_page "$(PAGE)"
 
 new-guide: env ## scaffold a page: make new-guide KIND=tutorial|how-to|explanation|notebook SLUG=name [LANG=zh]
 	@$(PY) -m portal.scaffold --kind "$(KIND)" --slug "$(SLUG)" --lang "$(GUIDE_LANG)"

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--for", dest="target", choices=CHOICES, help="check only what this make target needs"
     )
+    parser.add_argument("--port", type=int, help="the port `make serve` will use (default 8000)")
     parser.add_argument(
         "--install", action="store_true", help="install missing packages if no password is needed"
     )
@@ -250,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme_table:
         print(readme_table(packages))
         return 0
+    if args.port:
+        PORTS["serve"] = [args.port]
     checks, missing = run_checks(args.target, packages)
     if missing and args.install and can_install_without_password() and install([p.name for p in missing]):
         checks, missing = run_checks(args.target, packages)

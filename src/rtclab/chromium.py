@@ -49,10 +49,12 @@ def chromium_path(path: str | None = None) -> str:
     Raises:
         ChromiumMissingError: none of them is an executable file.
     """
-    wanted = path or os.environ.get("CHROME_PATH") or "/usr/bin/chromium"
+    chosen = path or os.environ.get("CHROME_PATH")
+    wanted = chosen or "/usr/bin/chromium"
     if os.path.isfile(wanted) and os.access(wanted, os.X_OK):
         return wanted
-    found = shutil.which(wanted) or (None if path else shutil.which("chromium"))
+    # A path someone chose must exist; only the default may fall back to `chromium` on PATH.
+    found = shutil.which(wanted) or (None if chosen else shutil.which("chromium"))
     if found is None:
         raise ChromiumMissingError(f"{INSTALL_HINT} (looked for {wanted})")
     return found

@@ -74,3 +74,9 @@ def test_nothing_else_starts_chromium_its_own_way():
         "start Chromium with rtclab.chromium.launch (Playwright) or lighthouse_flags (Lighthouse), which keep it on "
         "loopback; the contributor guide says how:\n  " + "\n  ".join(offenders)
     )
+
+
+def test_a_chrome_path_that_does_not_exist_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.setenv("CHROME_PATH", "/nonexistent/chrome")
+    with pytest.raises(chromium.ChromiumMissingError, match="/nonexistent/chrome"):
+        chromium.chromium_path()

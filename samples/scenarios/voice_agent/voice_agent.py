@@ -32,6 +32,7 @@ from client import Api, Caller
 from server import add_agent_options, check_agent_options
 from tokens import issue_token
 
+from rtclab.chromium import ChromiumMissingError
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.signals import SpeechToolMissingError, synthesize_speech
 
@@ -466,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--browser-seconds must be between 3 and 60")
     try:
         return asyncio.run(run(args, args.full or os.environ.get("LMA_MODE") == "full"))
-    except SpeechToolMissingError as error:  # the user's speech is synthesized with espeak-ng
+    except (SpeechToolMissingError, ChromiumMissingError) as error:  # espeak-ng speaks; --browser needs Chromium
         print(f"voice_agent: {error}", file=sys.stderr)
         return 2
 
