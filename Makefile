@@ -59,8 +59,8 @@ execute: preflight-build env ## run the notebooks that changed (FORCE=1: all of 
 build: preflight-build execute ## build both languages into build/site
 	$(VENV)/bin/mkdocs build --strict
 
-serve: preflight-serve execute ## build and serve the site at http://127.0.0.1:8000 (reloads on change)
-	$(VENV)/bin/mkdocs serve --strict -a $(SERVE_ADDRESS)
+serve: preflight-serve env ## serve the site at http://127.0.0.1:8000 at once; what changed runs meanwhile, pages update
+	$(PY) -m portal.serve --address $(SERVE_ADDRESS)
 
 lint: env ## ruff and the front matter of every page
 	$(VENV)/bin/ruff check .

@@ -46,6 +46,14 @@ class ExecutionFailed(Exception):
     """A notebook could not be executed; the message names notebook, cell and error."""
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so `make serve` rebuilding meanwhile never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def current_mode() -> str:
     mode = os.environ.get("LMA_MODE", "quick")
     if mode not in MODES:
@@ -148,7 +156,7 @@ def execute_file(source: Path, target: Path, display: str, mode: str, key: str) 
     }
     nb.metadata.setdefault("portal", {})["execution"] = record
     target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
+    write_atomically(target, nbformat.writes(nb) + "\n")
     return record
 
 
@@ -175,7 +183,7 @@ def write_translations(notebook: Notebook) -> list[str]:
         # The translation keeps its own front matter (`page`: Chinese title, translated_from) and gets the record.
         execution = executed.metadata["portal"]["execution"]
         merged.metadata["portal"] = {**translated.metadata.get("portal", {}), "execution": execution}
-        nbformat.write(merged, target)
+        write_atomically(target, nbformat.writes(merged) + "\n")
         written.append(lang)
     return written
 

@@ -309,8 +309,8 @@ def _compress_png(data: bytes) -> bytes:
 def _badge(page: Page, lang: str) -> str:
     source = _source_of(page)
     record = recorded_execution(source) if source else None
-    if not record:
-        return ""
+    if not record or record.get("status") != "passed":
+        return ""  # `make serve` shows a notebook that is still running without outputs, and without a badge
     labels = BADGE_TEXT.get(lang, BADGE_TEXT[DEFAULT_LANGUAGE])
     v = record["versions"]
     mode = labels[3] if record.get("mode") == "quick" else labels[4]

@@ -112,6 +112,13 @@ def _recorded(item: SampleOutput) -> dict | None:
         return None
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Through a temporary file and a rename: `make serve` may rebuild while samples finish."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
 def _forget(item: SampleOutput) -> None:
     """A failed run leaves no output behind, so the page cannot show a stale one."""
     item.output.unlink(missing_ok=True)
@@ -141,8 +148,8 @@ def run_sample(item: SampleOutput, mode: str, key: str) -> tuple[dict, str | Non
         "cache_key": key,
     }
     item.output.parent.mkdir(parents=True, exist_ok=True)
-    item.output.write_text(result.stdout, encoding="utf-8")
-    item.record.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write_atomically(item.output, result.stdout)
+    _write_atomically(item.record, json.dumps(record, indent=2) + "\n")
     return record, None
 
 

@@ -6,9 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from portal import execute, frontmatter, notebooks, paths, sample_outputs, scaffold, translations, workshop
+from portal import (
+    execute,
+    frontmatter,
+    notebooks,
+    paths,
+    sample_outputs,
+    scaffold,
+    serve,
+    translations,
+    workshop,
+)
 
-MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold, sample_outputs, workshop)
+MODULES = (paths, frontmatter, translations, notebooks, execute, scaffold, sample_outputs, workshop, serve)
 
 
 @pytest.fixture

@@ -467,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--browser-seconds must be between 3 and 60")
     try:
         return asyncio.run(run(args, args.full or os.environ.get("LMA_MODE") == "full"))
-    except (SpeechToolMissingError, ChromiumMissingError) as error:  # espeak-ng speaks; --browser needs Chromium
+    # The user's speech comes from espeak-ng; --browser needs Chromium.
+    except (SpeechToolMissingError, ChromiumMissingError) as error:
         print(f"voice_agent: {error}", file=sys.stderr)
         return 2
 
