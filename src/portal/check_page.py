@@ -30,7 +30,7 @@ INCLUDE = re.compile(r'--8<--\s+"(?P<target>[^"]+)"')
 SECTION_START = "--8<-- [start:{}]"
 SECTION_END = "--8<-- [end:{}]"
 CONFIG = ROOT / "mkdocs.yml"  # the site's Markdown extensions, as the build uses them
-OUTPUT = re.compile(r"^build/outputs/(?P<name>[\w./-]+?)\.txt$")
+OUTPUT = re.compile(r"^build/outputs/(?P<name>[\w./-]+?)\.txt(?::[\w-]+)?$")  # whole, or a section
 
 
 class PageNotFound(Exception):

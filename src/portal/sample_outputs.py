@@ -40,8 +40,15 @@ RUN_ALONE = {
     "scenarios/bullet_comments/bullet_comments": "delivery delay at 1,000 viewers",
     "scenarios/voice_agent/voice_agent": "response time",
     "scenarios/voice_agent/latency_levers": "response time",
+    "support/reproduce": "freezes and loss under a rate cap",
 }
-INCLUDE = re.compile(r'--8<--\s+"build/outputs/(?P<name>[\w./-]+?)\.txt"')
+# Data a sample reads besides its own file: a change there re-runs it like a change to its code.
+READS = {
+    "support/triage": "support/dumps",
+    "support/diagnose_dump": "support/dumps",
+    "support/worked_incident": "support/dumps",
+}
+INCLUDE = re.compile(r'--8<--\s+"build/outputs/(?P<name>[\w./-]+?)\.txt(?::[\w-]+)?"')  # whole, or a section
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ def sample_files(item: SampleOutput) -> list[Path]:
         return sorted(
             p for p in item.sample.parent.rglob("*") if p.is_file() and "__pycache__" not in p.parts
         )
+    if item.name in READS:
+        return [item.sample, *sorted(p for p in (SAMPLES / READS[item.name]).rglob("*") if p.is_file())]
     return [item.sample]
 
 

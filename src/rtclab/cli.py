@@ -317,7 +317,7 @@ def _seconds(text: str) -> float:
 def _parser() -> _Parser:
     parser = _Parser(
         prog="rtclab",
-        description="Last Mile Academy's lab toolkit: network profiles and a loopback call probe.",
+        description="Last Mile Academy's lab toolkit: network profiles, a loopback call probe and call diagnosis from stats files.",
         epilog="Exit codes: 0 ran, 1 the call did not connect, 2 bad argument or profile.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -358,6 +358,33 @@ def _parser() -> _Parser:
         "--seed", type=int, default=0, metavar="S", help="seed of the random impairments (default 0)"
     )
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    check = commands.add_parser(
+        "diagnose",
+        help="diagnose calls from their stats files (webrtc-internals, rtcstats, rtclab)",
+        description=(
+            "Read call-stats files (Chrome's webrtc-internals dump, an rtcstats dump, or rtclab's JSON; "
+            "the format is told by content) and report per connection whether it connected, its path, RTT, "
+            "loss, jitter, concealment, freezes and an estimated MOS, then findings graded P1-P4 with the "
+            "runbook for each. Files are only read."
+        ),
+        epilog="Exit codes: 0 every file diagnosed, 2 a file could not be read (the others are still reported).",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="a dump file (several allowed)")
+    check.add_argument(
+        "--json", action="store_true", help="print the report as JSON (schema 1; a list for several files)"
+    )
+    check.add_argument(
+        "--lang", choices=("en", "zh"), default="en", help="language of the report (default en)"
+    )
+    check.add_argument(
+        "--html", metavar="OUT", help="also write a self-contained HTML report (never overwrites)"
+    )
+    check.add_argument(
+        "--incident",
+        metavar="OUT",
+        help="also write a pre-filled incident review in Markdown (never overwrites)",
+    )
     return parser
 
 
@@ -377,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         130 interrupted. Every error is one line on stderr starting with ``rtclab: error:``.
     """
     args = _parser().parse_args(argv)
+    if args.command == "diagnose":
+        return _diagnose(args)
     try:
         if args.command == "profiles":
             return _list_profiles(args.file, as_json=args.json)
@@ -393,6 +422,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", 130)
     print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else format_report(report))
     return 0
+
+
+def _write_new(path: str, text: str) -> str | None:
+    """Write a new file; the error line if it exists or cannot be written (nothing a user wrote is replaced)."""
+    try:
+        with open(path, "x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        return f"{path}: already exists; choose another name (rtclab never overwrites a file)"
+    except OSError as error:
+        return f"{path}: {error.strerror or error}"
+    return None
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from rtclab.diagnose import diagnose_file
+    from rtclab.diagnose_report import format_text, incident_review, render_html
+    from rtclab.dumps import DumpError
+
+    for out in (args.html, args.incident):
+        if out and Path(out).exists():  # checked first, so a long run never ends in a refusal
+            return _fail(f"{out}: already exists; choose another name (rtclab never overwrites a file)", 2)
+    reports, failed = [], False
+    for path in args.paths:
+        try:
+            reports.append(diagnose_file(path, args.lang))
+        except DumpError as error:
+            failed = True
+            _fail(str(error), 2)
+            if args.json:
+                reports.append({"schema": 1, "source": path, "error": error.problem})
+    good = [r for r in reports if "error" not in r]
+    if args.json:
+        print(
+            json.dumps(
+                reports[0] if len(args.paths) == 1 and reports else reports,
+                indent=2,
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+        )
+    else:
+        print("\n\n".join(format_text(r, args.lang) for r in good))
+    if args.html and good and (problem := _write_new(args.html, render_html(good, args.lang))):
+        return _fail(problem, 2)
+    if args.incident and good:
+        text = "\n".join(incident_review(r, args.lang) for r in good)
+        if problem := _write_new(args.incident, text):
+            return _fail(problem, 2)
+    return 2 if failed else 0
 
 
 def _list_profiles(path: str | None, *, as_json: bool) -> int:

@@ -53,6 +53,7 @@ __all__ = [
     "LIVEKIT_LOSS_WEIGHTS",
     "Alignment",
     "CodecImpairment",
+    "EModelScore",
     "FrameDelivery",
     "VideoFrameReport",
     "ToolNotInstalledError",
@@ -68,6 +69,7 @@ __all__ = [
     "psnr",
     "r_factor",
     "resample",
+    "score_speech",
     "ssim",
     "stoi_score",
     "to_gray",
@@ -254,6 +256,107 @@ def r_factor(
         - delay_impairment(one_way_delay_ms, delay_model)
         - effective_equipment_impairment(loss_fraction, codec, burst_ratio)
         + advantage
+    )
+
+
+@dataclass(frozen=True)
+class EModelScore:
+    """An E-model estimate with the parts it is made of, so a reader sees what to fix first.
+
+    Attributes:
+        mos: The estimate, 1-4.5.
+        r: ``R = (Ro - Is) - Id - Ie_eff`` (Ro - Is = 93.2).
+        id: Delay impairment Id, in R points (`delay_impairment` of ``one_way_delay_ms``).
+        ie_eff: Effective equipment impairment Ie,eff, in R points (codec plus loss).
+        one_way_delay_ms: ``network_delay_ms + jitter_buffer_ms``: what Id was computed from.
+        network_delay_ms: The network's one-way share (usually RTT / 2).
+        jitter_buffer_ms: What the receiver's jitter buffer adds.
+        loss_pct: The loss Ie,eff was computed from, in %.
+        conceals: Whether the receiver conceals lost audio (the codec's Bpl) or plays nothing in its place.
+    """
+
+    mos: float
+    r: float
+    id: float
+    ie_eff: float
+    one_way_delay_ms: float
+    network_delay_ms: float
+    jitter_buffer_ms: float
+    loss_pct: float
+    conceals: bool
+
+    def to_dict(self) -> dict[str, float | bool]:
+        """Plain data, rounded: MOS to 0.01, the rest to 0.1."""
+        return {
+            "mos": round(self.mos, 2),
+            "r": round(self.r, 1),
+            "id": round(self.id, 1),
+            "ie_eff": round(self.ie_eff, 1),
+            "one_way_delay_ms": round(self.one_way_delay_ms, 1),
+            "network_delay_ms": round(self.network_delay_ms, 1),
+            "jitter_buffer_ms": round(self.jitter_buffer_ms, 1),
+            "loss_pct": round(self.loss_pct, 2),
+            "conceals": self.conceals,
+        }
+
+
+NO_CONCEALMENT_BPL = CODECS["g711"].bpl
+"""Bpl of a receiver that plays nothing for a lost frame: ITU-T G.113 Appendix I gives 4.3 for G.711 without
+packet-loss concealment, the nearest tabulated case to stock aiortc (which skips a missing Opus frame)."""
+
+
+def score_speech(
+    *,
+    network_delay_ms: float,
+    jitter_buffer_ms: float,
+    loss_fraction: float,
+    conceals: bool,
+    burst_ratio: float = 1.0,
+    codec: str = "opus",
+) -> EModelScore:
+    """The E-model MOS of a voice call from what its receiver really does: the one estimate `rtclab probe`,
+    the notebooks and `rtclab diagnose` share.
+
+    Mouth-to-ear delay is the network's one-way share plus the receiver's own jitter-buffer delay (a browser
+    reports it as ``jitterBufferDelay / jitterBufferEmittedCount``; for aiortc use what rtclab measured, see
+    `rtclab.stats.AIORTC_RECEIVER`). Loss is what the listener did not get in time: for a browser the
+    concealed share of the audio, for aiortc the frames its buffer dropped. A receiver that conceals uses the
+    codec's Bpl; one that does not uses `NO_CONCEALMENT_BPL`.
+
+    Args:
+        network_delay_ms: One-way network delay in ms (RTT / 2 when only the round trip is known).
+        jitter_buffer_ms: Delay the receiver's jitter buffer adds, in ms.
+        loss_fraction: Lost (or concealed) audio, 0-1.
+        conceals: Whether the receiver conceals lost frames.
+        burst_ratio: G.107's BurstR (1 = random loss).
+        codec: A name from `CODECS`, for Ie and (when ``conceals``) Bpl.
+
+    Returns:
+        The MOS with R, Id and Ie,eff beside it.
+
+    Raises:
+        ValueError: On a negative or NaN delay, a loss outside 0-1, a non-positive burst ratio, or an unknown
+            codec.
+    """
+    network = _non_negative(network_delay_ms, "network_delay_ms")
+    buffer = _non_negative(jitter_buffer_ms, "jitter_buffer_ms")
+    values = _codec(codec)
+    if not conceals:
+        values = CodecImpairment(ie=values.ie, bpl=NO_CONCEALMENT_BPL, source=CODECS["g711"].source)
+    one_way = network + buffer
+    delay = delay_impairment(one_way)
+    equipment = effective_equipment_impairment(loss_fraction, values, burst_ratio)
+    r = R0_MINUS_IS - delay - equipment
+    return EModelScore(
+        mos=mos_from_r(r),
+        r=r,
+        id=delay,
+        ie_eff=equipment,
+        one_way_delay_ms=one_way,
+        network_delay_ms=network,
+        jitter_buffer_ms=buffer,
+        loss_pct=loss_fraction * 100,
+        conceals=conceals,
     )
 
 
