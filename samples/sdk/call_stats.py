@@ -6,8 +6,9 @@ profile the script prints one raw getStats() report field by field, with the uni
 in real units, then the per-interval table rtclab.stats builds from the whole call (bitrate and loss
 derived from two readings of the counters). For every profile it prints what the network did (RTT, jitter,
 loss, freezes), the MOS three models give for those same numbers (the ITU-T G.107 E-model as rtclab
-simplifies it, Twilio's preflight formula, LiveKit's connection-quality score), and finally how each model
-reacts to loss at the last call's RTT and jitter.
+simplifies it, Twilio's preflight formula, LiveKit's connection-quality score) and the E-model with what
+stock aiortc's receiver really does (rtclab.stats.estimate_mos), and finally how each model reacts to loss at
+the last call's RTT and jitter.
 
 Nothing leaves the machine: ICE offers 127.0.0.1 only and no STUN server is asked.
 
@@ -257,6 +258,15 @@ async def call_stats(names: list[str], seconds: float, interval: float) -> int:
     print()
     print("   MOS from those same numbers, three models (audio)")
     print(scores)
+    print()
+    print(
+        "   The E-model as stock aiortc receives the audio (rtclab.stats.estimate_mos: its measured buffer, no PLC)"
+    )
+    for outcome in outcomes:
+        try:
+            print(f"   {outcome.name:<16} {estimate_mos(outcome.timeline)}")
+        except ValueError as error:
+            print(f"   {outcome.name:<16} n/a ({error})")
     try:
         est = estimate_mos(last.timeline)
     except ValueError:

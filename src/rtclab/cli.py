@@ -256,9 +256,10 @@ def _measurement_lines(report: ProbeReport) -> list[str]:
     if mos is None:
         lines.append(f"MOS          no estimate ({report.mos_problem})")
     else:
+        lines.append(f"MOS          {str(mos).removeprefix('MOS ')}")
         lines.append(
-            f"MOS          {mos.mos:.2f} (E-model R {mos.r:.0f}, audio): mouth-to-ear {mos.one_way_delay_ms:.0f} ms "
-            f"= RTT/2 + {mos.jitter_buffer_ms:.0f} ms jitter buffer, loss {format_percent(mos.loss_fraction * 100)}"
+            f"             mouth-to-ear {mos.one_way_delay_ms:.0f} ms = RTT/2 + {mos.jitter_buffer_ms:.0f} ms jitter "
+            f"buffer, network loss {format_percent(mos.loss_fraction * 100)}"
         )
     return lines
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiortc.stats import RTCStatsReport
 
 __all__ = [
+    "AIORTC_RECEIVER",
     "CLOCK_RATES",
     "FREEZE_THRESHOLDS_MS",
     "KINDS",
@@ -32,6 +33,8 @@ __all__ = [
     "MediaSnapshot",
     "MediaSummary",
     "MosEstimate",
+    "RECEIVERS",
+    "ReceiverModel",
     "bitrate_kbps",
     "estimate_mos",
     "format_summary",
@@ -574,17 +577,102 @@ def freezes(frame_times_s: Iterable[float], kind: str, *, threshold_ms: float | 
 
 
 @dataclass(frozen=True)
+class ReceiverModel:
+    """What an audio receiver does to speech, in the terms the E-model needs: its buffer delay and its loss.
+
+    Attributes:
+        name: Which receiver, for reports (``"aiortc"``).
+        buffer_ms: Delay its jitter buffer adds while no packet has been lost, in ms.
+        buffer_after_loss_ms: Delay its jitter buffer adds once a packet has been lost, in ms.
+        conceals: Whether it conceals a lost frame (False: the listener hears a gap).
+        frames_lost_per_lost_packet: Frames the listener misses for one isolated lost packet.
+    """
+
+    name: str
+    buffer_ms: float
+    buffer_after_loss_ms: float
+    conceals: bool
+    frames_lost_per_lost_packet: int
+
+    def jitter_buffer_ms(self, packets_lost: int) -> float:
+        """The buffer delay of a call that lost ``packets_lost`` packets (`buffer_after_loss_ms` from the first)."""
+        return self.buffer_after_loss_ms if packets_lost > 0 else self.buffer_ms
+
+    def frame_loss(self, loss_fraction: float) -> float:
+        """The share of frames the listener misses at a random packet loss, 0-1.
+
+        A frame is played only if it and the ``frames_lost_per_lost_packet - 1`` frames after it arrived, so the
+        frame loss is ``1 - (1 - loss) ** frames_lost_per_lost_packet``: ``frames_lost_per_lost_packet x loss``
+        while losses are rare, less once the frames a loss discards overlap those of the next one, never above 1.
+
+        Raises:
+            ValueError: If the loss is outside 0-1.
+        """
+        if not 0 <= loss_fraction <= 1:
+            raise ValueError("loss_fraction must be a fraction from 0 to 1")
+        if loss_fraction == 1:
+            return 1.0
+        return -math.expm1(self.frames_lost_per_lost_packet * math.log1p(-loss_fraction))  # exact near 0
+
+
+AIORTC_RECEIVER = ReceiverModel(
+    name="aiortc",
+    buffer_ms=80.0,
+    buffer_after_loss_ms=280.0,
+    conceals=False,
+    frames_lost_per_lost_packet=5,
+)
+"""Stock aiortc's audio receiver (``JitterBuffer(capacity=16, prefetch=4)``, no concealment), as rtclab measured it.
+
+Each number comes from aiortc's own buffer class fed packet by packet (`rtclab.jitter.run_aiortc`), on the
+lab page *Jitter buffer: fixed vs adaptive* (``notebooks/tuning/jitter-buffer.ipynb``, site page
+``tuning/jitter-buffer/``) and in ``tests/rtclab/test_jitter.py``:
+
+* ``buffer_ms`` 80: a frame is released once four later frames are there, 4 x 20 ms. Measured: median 80 ms
+  on a loss-free stream, 80.0 ms mean on the loss-free high-jitter profile (the page's step 3 table).
+* ``buffer_after_loss_ms`` 280: at a gap nothing is released until 16 packets have piled up, and from then on
+  one frame leaves per packet that arrives, so about 14-15 frames stay queued for the rest of the call.
+  Measured: median 280 ms after the first loss on random-loss traces; 278.6 ms (4G) and 278.8 ms (3G) mean on
+  the page's step 3 table.
+* ``conceals`` False: aiortc runs no packet-loss concealment; a missing frame is a gap (read from its source).
+* ``frames_lost_per_lost_packet`` 5: when the ring overflows, ``smart_remove`` discards the oldest packets,
+  including the up-to-4 good frames just before the gap, which are never played; with the lost one that is
+  five. Measured: 1.09 % of output slots empty at 0.22 % network loss (4G) and 2.02 % at 0.40 % (3G) on the
+  page's step 3 table; 4.7-5.1 frames per lost packet at 0.5-2 % random loss. `ReceiverModel.frame_loss` is a
+  model of this behaviour (a frame plays only if it and the next four arrived), not a fit to those numbers.
+  Checked against `run_aiortc` on 60 s random-loss traces, three seeds each, at the loss each trace realised:
+  model 4.3-7.4 % of frames missing where 4.5-7.6 % were measured (0.9-1.5 % loss), 21-26 % for 23-27 %
+  (4.7-5.8 % loss; FACTS: 73.5 % of frames out at 5 %), 43 % for 46 % (10.7 %) and 68-70 % for 71-73 %
+  (20-21 %): about 3 points low at most, so if anything kind to aiortc. The linear ``5 x loss`` fits only below
+  about 2 % loss (at 20 % it would say 100 %).
+"""
+
+RECEIVERS = ("aiortc", "concealing")
+"""The receivers `estimate_mos` models: stock aiortc as measured, or the usual optimistic assumption."""
+
+
+@dataclass(frozen=True)
 class MosEstimate:
-    """An E-model MOS estimated from a stats timeline, with the numbers it was computed from.
+    """An E-model MOS estimated from a stats timeline, with its parts and the numbers it was computed from.
+
+    ``str()`` gives one line, e.g. ``MOS 1.83 (R 38: Id 12.4, Ie-eff 42.8; aiortc receiver: 280 ms buffer, no
+    concealment)``.
 
     Attributes:
         mos: The estimate, 1-4.5.
-        r: The E-model rating behind it.
-        one_way_delay_ms: Delay used: RTT / 2 plus the jitter-buffer allowance.
+        r: The E-model rating behind it: ``93.2 - id - ie_eff``.
+        one_way_delay_ms: Mouth-to-ear delay used: RTT / 2 plus ``jitter_buffer_ms``.
         rtt_ms: Median RTT over the timeline.
         jitter_ms: Median receiver jitter over the timeline (0 if never reported).
-        jitter_buffer_ms: The allowance added for the receiver's jitter buffer.
-        loss_fraction: Packets lost over packets expected, at the last snapshot.
+        jitter_buffer_ms: The delay counted for the receiver's jitter buffer.
+        loss_fraction: Packets lost over packets expected, at the last snapshot (the network's loss).
+        id: Delay impairment Id, in R points.
+        ie_eff: Effective equipment impairment Ie,eff (codec and loss), in R points.
+        conceals: Whether the receiver was taken to conceal lost frames.
+        receiver: ``"aiortc"`` (stock aiortc, `AIORTC_RECEIVER`) or ``"concealing"`` (2 x jitter buffer, the
+            codec's concealment).
+        frame_loss_fraction: The loss Ie,eff was computed from: what the listener missed, 0-1 (for aiortc the
+            frames its buffer never played; for a concealing receiver the packet loss).
     """
 
     mos: float
@@ -594,6 +682,23 @@ class MosEstimate:
     jitter_ms: float
     jitter_buffer_ms: float
     loss_fraction: float
+    id: float
+    ie_eff: float
+    conceals: bool
+    receiver: str
+    frame_loss_fraction: float
+
+    @property
+    def receiver_text(self) -> str:
+        """The receiver assumption in words, e.g. ``aiortc receiver: 280 ms buffer, no concealment``."""
+        concealment = "Opus concealment" if self.conceals else "no concealment"
+        return f"{self.receiver} receiver: {self.jitter_buffer_ms:.0f} ms buffer, {concealment}"
+
+    def __str__(self) -> str:
+        return (
+            f"MOS {self.mos:.2f} (R {self.r:.0f}: Id {self.id:.1f}, Ie-eff {self.ie_eff:.1f}; "
+            f"{self.receiver_text})"
+        )
 
 
 def estimate_mos(
@@ -603,30 +708,45 @@ def estimate_mos(
     codec: str = "opus",
     jitter_buffer_ms: float | None = None,
     burst_ratio: float = 1.0,
+    receiver: str = "aiortc",
 ) -> MosEstimate:
-    """Estimate a MOS for one media kind of a call with the E-model (`rtclab.quality.r_factor`).
+    """Estimate the MOS of one media kind of a call with the E-model (`rtclab.quality.score_speech`).
 
-    Mouth-to-ear delay is approximated as ``RTT / 2 + jitter buffer``. RTCP gives only the round trip, so
-    half of it stands for the one-way network delay (exact only when both directions are alike). The jitter
-    buffer allowance defaults to twice the receiver's jitter, the allowance Twilio's and LiveKit's estimates
-    also make; aiortc's own audio buffer holds a fixed 4 x 20 ms = 80 ms before playing, so pass
-    ``jitter_buffer_ms=80`` to model stock aiortc. Encoding, capture and playout delays are not counted.
+    Mouth-to-ear delay is ``RTT / 2 + jitter buffer``: RTCP gives only the round trip, so half of it stands for
+    the one-way network delay (exact only when both directions are alike); encoding, capture and playout are
+    not counted. What the receiver adds depends on ``receiver``:
+
+    * ``"aiortc"`` (default): stock aiortc as rtclab measured it (`AIORTC_RECEIVER`). Its buffer adds 80 ms
+      while no packet was lost and 280 ms once one was (the call is taken to have lost one if the last snapshot
+      counts any); it conceals nothing, so Ie,eff uses the Bpl of a receiver without concealment, and the loss
+      it sees is the frames the buffer never played, ``AIORTC_RECEIVER.frame_loss(packet loss)``: about five
+      frames per lost packet. The discards come in runs of up to five frames, which G.107 would count as
+      bursty (BurstR above 1): ``burst_ratio`` stays the network's, so on that point the estimate is still
+      kind to aiortc.
+    * ``"concealing"``: the usual optimistic assumption, which Twilio's and LiveKit's estimates also make: a
+      jitter buffer of twice the median jitter and a receiver that conceals lost packets with the codec
+      (Opus: Bpl 25.1), so Ie,eff sees the packet loss itself. Use it to compare, or for a receiver that does
+      conceal.
 
     Args:
         snapshots: A stats timeline (e.g. ``LoopbackCall.timeline``); only snapshots of ``kind`` are used.
         kind: Media kind to score (the E-model is about speech: ``"audio"``).
-        codec: Codec name for `rtclab.quality.r_factor`.
-        jitter_buffer_ms: Delay added for the jitter buffer, in ms; None for ``2 x`` median jitter.
-        burst_ratio: G.107 BurstR of the loss (1 = random).
+        codec: Codec name for Ie (and, for ``"concealing"``, Bpl): see `rtclab.quality.CODECS`.
+        jitter_buffer_ms: Delay to count for the jitter buffer, in ms, instead of the receiver's.
+        burst_ratio: G.107 BurstR of the network's loss (1 = random).
+        receiver: ``"aiortc"`` or ``"concealing"`` (see above).
 
     Returns:
-        The estimate and its inputs.
+        The estimate with Id and Ie,eff, and its inputs.
 
     Raises:
-        ValueError: If there is no snapshot of ``kind`` or no RTT was ever reported.
+        ValueError: If there is no snapshot of ``kind``, no RTT was ever reported, the receiver is unknown, or
+            a value is out of range.
     """
-    from rtclab.quality import mos_from_r, r_factor
+    from rtclab.quality import score_speech
 
+    if receiver not in RECEIVERS:
+        raise ValueError(f"unknown receiver {receiver!r}: use one of {', '.join(RECEIVERS)}")
     series = sorted((s for s in snapshots if s.kind == kind), key=lambda s: s.at_s)
     if not series:
         raise ValueError(f"no {kind} snapshot to estimate from")
@@ -638,18 +758,36 @@ def estimate_mos(
     jitters = [s.jitter_ms for s in series if s.jitter_ms is not None]
     rtt = statistics.median(rtts)
     jitter = statistics.median(jitters) if jitters else 0.0
-    buffer_ms = 2 * jitter if jitter_buffer_ms is None else float(jitter_buffer_ms)
-    if buffer_ms < 0:
-        raise ValueError("jitter_buffer_ms must be 0 or more")
     (summary,) = summarize([series[-1]])
-    one_way = rtt / 2 + buffer_ms
-    r = r_factor(one_way, summary.loss_fraction, codec, burst_ratio)
+    loss = summary.loss_fraction
+    if receiver == "aiortc":
+        buffer_ms = AIORTC_RECEIVER.jitter_buffer_ms(summary.packets_lost)
+        heard_loss, conceals = AIORTC_RECEIVER.frame_loss(loss), AIORTC_RECEIVER.conceals
+    else:
+        buffer_ms, heard_loss, conceals = 2 * jitter, loss, True
+    if jitter_buffer_ms is not None:
+        buffer_ms = float(jitter_buffer_ms)
+    if not buffer_ms >= 0:
+        raise ValueError("jitter_buffer_ms must be 0 or more")
+    score = score_speech(
+        network_delay_ms=rtt / 2,
+        jitter_buffer_ms=buffer_ms,
+        loss_fraction=heard_loss,
+        conceals=conceals,
+        burst_ratio=burst_ratio,
+        codec=codec,
+    )
     return MosEstimate(
-        mos=mos_from_r(r),
-        r=r,
-        one_way_delay_ms=one_way,
+        mos=score.mos,
+        r=score.r,
+        one_way_delay_ms=score.one_way_delay_ms,
         rtt_ms=rtt,
         jitter_ms=jitter,
         jitter_buffer_ms=buffer_ms,
-        loss_fraction=summary.loss_fraction,
+        loss_fraction=loss,
+        id=score.id,
+        ie_eff=score.ie_eff,
+        conceals=conceals,
+        receiver=receiver,
+        frame_loss_fraction=heard_loss,
     )

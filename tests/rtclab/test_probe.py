@@ -2,12 +2,13 @@
 
 import asyncio
 import dataclasses
+import json
 
 import pytest
 
 from rtclab import probe
 from rtclab.profiles import load_profiles
-from rtclab.stats import FreezeEvent, FreezeReport, MosEstimate
+from rtclab.stats import FreezeEvent, FreezeReport, MediaSnapshot, MosEstimate, estimate_mos
 
 BUILTINS = load_profiles()
 FAST = "chrome-fast-4g"
@@ -38,11 +39,16 @@ def report(rtt_ms: float = 60.0, r: float = 90.0, **kinds: probe.MediaResult) ->
     mos = MosEstimate(
         mos=4.3,
         r=r,
-        one_way_delay_ms=rtt_ms / 2,
+        one_way_delay_ms=rtt_ms / 2 + 80,
         rtt_ms=rtt_ms,
         jitter_ms=5,
-        jitter_buffer_ms=10,
+        jitter_buffer_ms=80,
         loss_fraction=0,
+        id=93.2 - r,
+        ie_eff=0.0,
+        conceals=False,
+        receiver="aiortc",
+        frame_loss_fraction=0,
     )
     return probe.ProbeReport(
         profile=BUILTINS[FAST],
@@ -75,6 +81,25 @@ def test_verdict_levels_follow_the_thresholds_table():
     assert levels(report(r=65))["estimated MOS"] == ("fair", "ITU-T G.109")
     assert levels(report(r=55))["estimated MOS"] == ("poor", "ITU-T G.109")
     assert report(r=55, rtt_ms=400).verdict == "poor"
+
+
+def test_mos_check_and_json_show_the_parts_of_r():
+    estimate = estimate_mos(
+        [MediaSnapshot("audio", 1.0, 500, 1, 495, 5, jitter_ms=20.0, rtt_ms=500.0)], burst_ratio=1.0
+    )
+    probed = dataclasses.replace(report(rtt_ms=500), mos=estimate)
+    check = next(c for c in probed.checks if c.subject == "estimated MOS")
+    assert check.level == "poor"
+    assert f"Id {estimate.id:.1f}, Ie-eff {estimate.ie_eff:.1f}" in check.reason
+    assert "aiortc receiver: 280 ms buffer, no concealment" in check.reason
+    data = probed.to_dict()["mos"]
+    old_keys = {"mos", "r", "g109_category", "one_way_delay_ms", "jitter_buffer_ms", "loss_pct", "method"}
+    assert old_keys | {"id", "ie_eff", "frame_loss_pct", "conceals", "receiver"} == set(data)
+    assert data["r"] == pytest.approx(93.2 - data["id"] - data["ie_eff"], abs=0.11)
+    assert (data["jitter_buffer_ms"], data["conceals"], data["receiver"]) == (280.0, False, "aiortc")
+    assert data["loss_pct"] == 1.0 and data["frame_loss_pct"] == pytest.approx(4.901, abs=0.001)
+    assert "AIORTC_RECEIVER" in data["method"] and "2 x jitter" not in data["method"]
+    json.dumps(probed.to_dict())  # plain data all the way down
 
 
 def test_loss_falls_back_on_receiver_reports_when_arrivals_are_unknown():
@@ -154,6 +179,11 @@ def test_probe_gives_sane_numbers_under_every_profile(every_profile, name):
 
     assert report.mos is not None, report.mos_problem
     assert 1 <= report.mos.mos <= 4.5
+    assert report.mos.receiver == "aiortc" and not report.mos.conceals
+    lost = report.media["audio"].packets_lost
+    assert report.mos.jitter_buffer_ms == (280 if lost else 80), lost  # aiortc's measured buffer
+    assert report.mos.r == pytest.approx(93.2 - report.mos.id - report.mos.ie_eff)
+    assert (report.mos.ie_eff > 0) == bool(lost)  # Ie 0 for Opus; any loss costs frames, none concealed
     assert report.verdict in (probe.GOOD, probe.FAIR, probe.POOR)
     if report.one_way_delay_ms > probe.THRESHOLDS["delay_max_ms"].value:
         assert report.verdict == probe.POOR

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rtclab.quality import (
     CODECS,
     CodecImpairment,
+    EModelScore,
     ToolNotInstalledError,
     align,
     delay_impairment,
@@ -24,6 +25,7 @@ from rtclab.quality import (
     psnr,
     r_factor,
     resample,
+    score_speech,
     ssim,
     stoi_score,
     to_gray,
@@ -188,6 +190,105 @@ def test_more_delay_or_loss_never_raises_r(d1, d2, l1, l2):
 def test_e_model_rejects_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+# --- score_speech: the one estimate probe, notebooks and diagnose share ---
+
+
+def speech_score(**changes: float | bool | str) -> EModelScore:
+    args = {"network_delay_ms": 150.0, "jitter_buffer_ms": 80.0, "loss_fraction": 0.02, "conceals": False}
+    return score_speech(**(args | changes))  # type: ignore[arg-type]
+
+
+def test_score_speech_matches_g107_by_hand():
+    score = speech_score()
+    # d = 150 + 80 = 230 ms: Id = 0.024 d + 0.11 (d - 177.3) (Cole-Rosenbluth's fit of G.107's Id)
+    assert score.one_way_delay_ms == 230
+    assert score.id == pytest.approx(0.024 * 230 + 0.11 * (230 - 177.3))  # 11.317
+    # no concealment: Ie 0, Bpl 4.3 (G.113 Appendix I, G.711 without PLC); Ppl = 2 %, random loss
+    assert score.ie_eff == pytest.approx(95 * 2 / (2 / 1 + 4.3))  # 30.159
+    assert score.r == pytest.approx(51.724, abs=1e-3)
+    assert score.mos == pytest.approx(
+        1 + 0.035 * 51.72427 + 7e-6 * 51.72427 * (51.72427 - 60) * (100 - 51.72427)
+    )
+    assert score.mos == pytest.approx(2.6657, abs=1e-4)
+    assert score.loss_pct == pytest.approx(2.0) and score.conceals is False
+    assert speech_score(burst_ratio=2.0).ie_eff == pytest.approx(95 * 2 / (2 / 2 + 4.3))  # 35.849
+
+
+@given(
+    st.floats(min_value=0, max_value=800),
+    st.floats(min_value=0, max_value=800),
+    st.floats(min_value=0, max_value=1),
+    st.booleans(),
+    st.floats(min_value=1, max_value=5),
+)
+def test_score_speech_parts_add_up_to_r(network, buffer, loss, conceals, burst):
+    score = score_speech(
+        network_delay_ms=network,
+        jitter_buffer_ms=buffer,
+        loss_fraction=loss,
+        conceals=conceals,
+        burst_ratio=burst,
+    )
+    assert score.r == pytest.approx(93.2 - score.id - score.ie_eff)
+    assert score.one_way_delay_ms == pytest.approx(network + buffer)
+    assert score.mos == pytest.approx(mos_from_r(score.r))
+    assert score.id == pytest.approx(delay_impairment(network + buffer))
+
+
+@pytest.mark.parametrize("loss", [0.005, 0.02, 0.1, 0.3])
+def test_no_concealment_scores_worse_than_concealment_at_the_same_loss(loss):
+    hidden, heard = speech_score(loss_fraction=loss, conceals=True), speech_score(loss_fraction=loss)
+    assert heard.ie_eff > hidden.ie_eff + 1
+    assert heard.mos < hidden.mos
+    assert hidden.ie_eff == pytest.approx(effective_equipment_impairment(loss, "opus"))  # Bpl 25.1
+    assert heard.id == hidden.id  # concealment changes the loss term only
+    assert (
+        speech_score(loss_fraction=0.0).ie_eff == speech_score(loss_fraction=0.0, conceals=True).ie_eff == 0
+    )
+
+
+def test_more_delay_raises_id_and_lowers_the_score():
+    scores = [speech_score(jitter_buffer_ms=b) for b in (0, 80, 280, 500)]
+    ids = [s.id for s in scores]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [s.r for s in scores] == sorted((s.r for s in scores), reverse=True)
+    assert speech_score(network_delay_ms=300).id > speech_score().id
+    assert {s.ie_eff for s in scores} == {scores[0].ie_eff}  # delay changes the delay term only
+
+
+def test_score_speech_to_dict_rounds_every_part():
+    data = speech_score().to_dict()
+    assert data == {
+        "mos": 2.67,
+        "r": 51.7,
+        "id": 11.3,
+        "ie_eff": 30.2,
+        "one_way_delay_ms": 230.0,
+        "network_delay_ms": 150.0,
+        "jitter_buffer_ms": 80.0,
+        "loss_pct": 2.0,
+        "conceals": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"network_delay_ms": -1.0},
+        {"network_delay_ms": math.nan},
+        {"jitter_buffer_ms": -0.1},
+        {"jitter_buffer_ms": math.nan},
+        {"loss_fraction": 1.5},
+        {"loss_fraction": -0.01},
+        {"burst_ratio": 0.0},
+        {"codec": "speex"},
+    ],
+)
+def test_score_speech_rejects_bad_input(changes):
+    with pytest.raises(ValueError):
+        speech_score(**changes)
 
 
 # --- Twilio and LiveKit ---

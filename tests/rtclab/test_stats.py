@@ -3,6 +3,7 @@
 import asyncio
 import datetime
 import math
+import re
 
 import pytest
 from aiortc.stats import (
@@ -16,8 +17,15 @@ from aiortc.stats import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtclab.quality import mos_from_r, r_factor
+from rtclab.quality import (
+    delay_impairment,
+    effective_equipment_impairment,
+    mos_from_r,
+    r_factor,
+    score_speech,
+)
 from rtclab.stats import (
+    AIORTC_RECEIVER,
     CLOCK_RATES,
     TABLE_COLUMNS,
     FreezeEvent,
@@ -466,32 +474,135 @@ def test_freeze_rate_is_a_fraction_of_the_time(times, kind):
 # --- MOS estimate ---
 
 
-def test_mos_estimate_uses_half_the_rtt_plus_a_jitter_allowance():
-    timeline = [
+def mos_timeline(lost: int = 3) -> list[MediaSnapshot]:
+    return [
         audio(0.0, 0, 0, 0),
-        audio(1.0, 4_000, 99, 1, jitter=8.0, rtt=None),
-        audio(2.0, 8_000, 198, 2, jitter=10.0, rtt=100.0),
-        audio(3.0, 12_000, 297, 3, jitter=12.0, rtt=120.0),
+        audio(1.0, 4_000, 99, min(lost, 1), jitter=8.0, rtt=None),
+        audio(2.0, 8_000, 198, min(lost, 2), jitter=10.0, rtt=100.0),
+        audio(3.0, 12_000, 300 - lost, lost, jitter=12.0, rtt=120.0),
         MediaSnapshot("video", 3.0, 100, 1, 50, 50, 50.0, 0.5, 900.0),  # ignored: not audio
     ]
-    estimate = estimate_mos(timeline)
+
+
+def test_mos_estimate_models_aiortc_by_default():
+    estimate = estimate_mos(mos_timeline(lost=3))
+    assert estimate.receiver == "aiortc" and estimate.conceals is False
     assert estimate.rtt_ms == 110.0  # median of the reported RTTs
     assert estimate.jitter_ms == 10.0
-    assert estimate.jitter_buffer_ms == 20.0
-    assert estimate.one_way_delay_ms == pytest.approx(55 + 20)
-    assert estimate.loss_fraction == pytest.approx(0.01)
-    assert estimate.r == pytest.approx(r_factor(75, 0.01, "opus"))
+    assert estimate.loss_fraction == pytest.approx(0.01)  # the network's: 3 of 300
+    # a packet was lost: aiortc's buffer holds about 14 frames from then on, and conceals nothing
+    assert estimate.jitter_buffer_ms == 280.0
+    assert estimate.one_way_delay_ms == pytest.approx(55 + 280)
+    assert estimate.frame_loss_fraction == pytest.approx(1 - 0.99**5)  # about five frames per lost packet
+    assert estimate.id == pytest.approx(delay_impairment(335))
+    assert estimate.ie_eff == pytest.approx(95 * 4.901 / (4.901 + 4.3), abs=0.01)  # Bpl 4.3: no concealment
+    assert estimate.r == pytest.approx(93.2 - estimate.id - estimate.ie_eff)
     assert estimate.mos == pytest.approx(mos_from_r(estimate.r))
+    same = score_speech(network_delay_ms=55, jitter_buffer_ms=280, loss_fraction=1 - 0.99**5, conceals=False)
+    assert (estimate.mos, estimate.id, estimate.ie_eff) == pytest.approx((same.mos, same.id, same.ie_eff))
 
-    aiortc = estimate_mos(timeline, jitter_buffer_ms=80, codec="g711")
-    assert aiortc.one_way_delay_ms == pytest.approx(135)
-    assert aiortc.mos < estimate.mos
+
+def test_mos_estimate_of_a_call_without_loss_counts_the_80_ms_prefetch():
+    estimate = estimate_mos(mos_timeline(lost=0))
+    assert estimate.jitter_buffer_ms == 80.0
+    assert estimate.one_way_delay_ms == pytest.approx(55 + 80)
+    assert estimate.frame_loss_fraction == 0 and estimate.ie_eff == 0
+    assert estimate.r == pytest.approx(93.2 - delay_impairment(135))
+
+
+def test_concealing_receiver_keeps_the_old_optimistic_estimate():
+    timeline = mos_timeline(lost=3)
+    optimistic = estimate_mos(timeline, receiver="concealing")
+    assert optimistic.receiver == "concealing" and optimistic.conceals is True
+    assert optimistic.jitter_buffer_ms == 20.0  # 2 x the median jitter
+    assert optimistic.one_way_delay_ms == pytest.approx(55 + 20)
+    assert optimistic.frame_loss_fraction == optimistic.loss_fraction == pytest.approx(0.01)
+    assert optimistic.r == pytest.approx(r_factor(75, 0.01, "opus"))  # what estimate_mos gave before
+    assert optimistic.ie_eff == pytest.approx(effective_equipment_impairment(0.01, "opus"))
+    honest = estimate_mos(timeline)
+    assert honest.id > optimistic.id and honest.ie_eff > optimistic.ie_eff
+    assert honest.mos < optimistic.mos - 0.5
+
+
+def test_mos_estimate_takes_a_given_jitter_buffer_and_codec():
+    timeline = mos_timeline(lost=3)
+    given_buffer = estimate_mos(timeline, jitter_buffer_ms=80)
+    assert given_buffer.jitter_buffer_ms == 80 and given_buffer.one_way_delay_ms == pytest.approx(135)
+    assert given_buffer.conceals is False and given_buffer.ie_eff == estimate_mos(timeline).ie_eff
+    g711 = estimate_mos(timeline, receiver="concealing", codec="g711")  # G.711 without PLC: Bpl 4.3
+    assert g711.mos < estimate_mos(timeline, receiver="concealing").mos
+    bursty = estimate_mos(timeline, burst_ratio=2.0)
+    assert bursty.ie_eff > estimate_mos(timeline).ie_eff
+
+
+def test_mos_estimate_reads_as_one_line_with_its_parts():
+    line = str(estimate_mos(mos_timeline(lost=3)))
+    assert re.fullmatch(
+        r"MOS \d\.\d\d \(R -?\d+: Id \d+\.\d, Ie-eff \d+\.\d; aiortc receiver: 280 ms buffer, no concealment\)",
+        line,
+    ), line
+    assert str(estimate_mos(mos_timeline(), receiver="concealing")).endswith(
+        "concealing receiver: 20 ms buffer, Opus concealment)"
+    )
 
 
 def test_mos_estimate_falls_with_loss():
     clean = estimate_mos([audio(1.0, 1, 100, 0, jitter=5.0, rtt=60.0)])
     lossy = estimate_mos([audio(1.0, 1, 95, 5, jitter=5.0, rtt=60.0)])
     assert clean.mos > 4.0 and lossy.mos < clean.mos - 0.3
+    for receiver in ("aiortc", "concealing"):
+        scores = [
+            estimate_mos([audio(1.0, 1, 100 - n, n, rtt=60.0)], receiver=receiver).mos for n in (0, 1, 5)
+        ]
+        assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1], receiver
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"receiver": "browser"}, "unknown receiver"),
+        ({"jitter_buffer_ms": -1}, "jitter_buffer_ms"),
+        ({"jitter_buffer_ms": math.nan}, "jitter_buffer_ms"),
+        ({"codec": "speex"}, "unknown codec"),
+    ],
+)
+def test_mos_estimate_rejects_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        estimate_mos(mos_timeline(), **kwargs)
+
+
+# --- what rtclab measured about aiortc's audio receiver, checked against aiortc's own buffer ---
+
+
+def test_aiortc_receiver_numbers_match_aiortc_s_buffer():
+    from rtclab.impair import Impairment
+    from rtclab.jitter import link_trace, run_aiortc
+
+    assert AIORTC_RECEIVER.jitter_buffer_ms(0) == 80 and AIORTC_RECEIVER.jitter_buffer_ms(1) == 280
+    assert AIORTC_RECEIVER.conceals is False and AIORTC_RECEIVER.frames_lost_per_lost_packet == 5
+    clean = run_aiortc(link_trace(Impairment(seed=1), 20))
+    assert clean.median_added_delay_ms == pytest.approx(AIORTC_RECEIVER.buffer_ms, abs=1)
+    for loss, seed in ((0.01, 1), (0.05, 2)):
+        result = run_aiortc(link_trace(Impairment(loss=loss, seed=seed), 60))
+        assert result.median_added_delay_ms == pytest.approx(AIORTC_RECEIVER.buffer_after_loss_ms, abs=20)
+        missing = 1 - result.played / result.frames
+        modelled = AIORTC_RECEIVER.frame_loss(result.network_loss_rate)
+        assert modelled == pytest.approx(missing, abs=0.03), (loss, missing, modelled)
+        assert modelled <= missing + 0.005  # the model may be kind to aiortc, never harsher
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_aiortc_frame_loss_is_about_five_frames_per_lost_packet_and_at_most_all(a, b):
+    low, high = sorted((a, b))
+    assert 0 <= AIORTC_RECEIVER.frame_loss(low) <= AIORTC_RECEIVER.frame_loss(high) <= 1
+    assert AIORTC_RECEIVER.frame_loss(low) <= min(5 * low, 1) + 1e-12
+    if low <= 0.01:
+        assert AIORTC_RECEIVER.frame_loss(low) >= 4.9 * low
+
+
+def test_aiortc_frame_loss_rejects_a_loss_outside_0_to_1():
+    with pytest.raises(ValueError):
+        AIORTC_RECEIVER.frame_loss(1.2)
 
 
 def test_mos_estimate_needs_an_rtt():

@@ -32,6 +32,11 @@ SCORES = re.compile(
     r"\s+(?P<quality>excellent|good|poor)$",
     re.MULTILINE,
 )
+AIORTC = re.compile(
+    rf"^   (?P<name>\S+)\s+MOS (?P<mos>{NUMBER}) \(R (?P<r>{NUMBER}): Id (?P<id>{NUMBER}), Ie-eff (?P<ie>{NUMBER}); "
+    r"aiortc receiver: (?P<buffer>80|280) ms buffer, no concealment\)$",
+    re.MULTILINE,
+)
 SWEEP = re.compile(
     rf"^\s*(?P<loss>\d+)\s+(?P<emodel>{NUMBER})\s+(?P<twilio>{NUMBER})\s+(?P<livekit>{NUMBER})$"
 )
@@ -128,6 +133,17 @@ def test_rtt_grows_with_the_profile_delay_and_every_score_is_a_mos(default_run):
     for row in scores.values():
         for model in ("emodel", "twilio", "livekit"):
             assert 1.0 <= float(row[model]) <= 4.5, row
+
+
+def test_every_profile_is_also_scored_as_aiortc_receives_it(default_run):
+    network = network_rows(default_run.stdout)
+    rows = {m["name"]: m for m in AIORTC.finditer(section(default_run.stdout, 3))}
+    assert list(rows) == list(network)
+    for name, m in rows.items():
+        assert 1.0 <= float(m["mos"]) <= 4.5, m.group(0)
+        assert float(m["r"]) == pytest.approx(93.2 - float(m["id"]) - float(m["ie"]), abs=1.0), m.group(0)
+        lost = network[name]["loss"] > 0
+        assert (m["buffer"] == "280") == lost and (float(m["ie"]) > 0) == lost, m.group(0)
 
 
 def test_loss_sweep_lowers_every_model(default_run):
