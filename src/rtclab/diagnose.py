@@ -24,6 +24,7 @@ import yaml
 
 from rtclab.dumps import Connection, Dump, DumpError, StatSeries, read_dump
 from rtclab.quality import score_speech
+from rtclab.stats import AIORTC_RECEIVER
 
 __all__ = ["SCHEMA", "diagnose", "diagnose_file", "load_rules", "percentiles"]
 
@@ -366,12 +367,15 @@ def _timeline_connection(report: Mapping[str, Any]) -> dict[str, Any]:
     freezes = report.get("freezes") or {}
     rtt = percentiles([s["rtt_ms"] for s in snapshots if isinstance(s.get("rtt_ms"), int | float)])
     streams = []
+    lost_audio = 0
     for kind in ("audio", "video"):
         series = sorted((s for s in snapshots if s["kind"] == kind), key=lambda s: s.get("at_s") or 0)
         if not series:
             continue
         last = series[-1]
         received, lost = last.get("packets_received") or 0, max(last.get("packets_lost") or 0, 0)
+        if kind == "audio":
+            lost_audio = int(lost)
         frozen = freezes.get(kind) if isinstance(freezes.get(kind), dict) else {}
         rates = [
             (b["bytes_sent"] - a["bytes_sent"]) * 8 / (b["at_s"] - a["at_s"]) / 1000
@@ -416,8 +420,25 @@ def _timeline_connection(report: Mapping[str, Any]) -> dict[str, Any]:
         "rtt_ms": rtt,
         "streams": streams,
         "audio_one_way": None,
-        "mos": None,
+        "mos": _aiortc_mos(rtt, streams, lost_audio),
     }
+
+
+def _aiortc_mos(
+    rtt: Mapping[str, float] | None, streams: Sequence[Mapping[str, Any]], lost: int
+) -> dict[str, Any] | None:
+    """An aiortc receiver reports no buffer or concealment: use what rtclab measured of it (AIORTC_RECEIVER)."""
+    audio = next((s for s in streams if s["kind"] == "audio" and s["packets"]), None)
+    if rtt is None or audio is None or audio["loss_pct"] is None:
+        return None
+    receiver = AIORTC_RECEIVER
+    score = score_speech(
+        network_delay_ms=rtt["p50"] / 2,
+        jitter_buffer_ms=receiver.jitter_buffer_ms(lost),
+        loss_fraction=receiver.frame_loss(audio["loss_pct"] / 100),
+        conceals=receiver.conceals,
+    )
+    return {"stream": audio["id"], **score.to_dict()}
 
 
 # --- rules ----------------------------------------------------------------------------------------------------
