@@ -259,8 +259,13 @@ def test_cpu_and_bandwidth_limits_of_the_sent_video() -> None:
     assert [i for i, _ in ids(bandwidth)] == ["bandwidth-limited"]
 
 
-def test_low_echo_return_loss_enhancement_is_suspected_echo() -> None:
-    assert ("echo-suspected", "P3") in ids(
-        report_of(webrtc_internals(with_sender_limits({"none": 1.0}, erle_db=4.0)))
+def test_echo_stats_alone_raise_no_finding() -> None:
+    # Chromium's fake devices report ERLE 0.2 dB with no echo path at all: a rule on it would be a false alarm.
+    report = report_of(webrtc_internals(with_sender_limits({"none": 1.0}, erle_db=0.2)))
+    assert ids(report) == []
+    audio = next(
+        s
+        for s in report["connections"][0]["streams"]
+        if s["kind"] == "audio" and s["direction"] == "outbound"
     )
-    assert ids(report_of(webrtc_internals(with_sender_limits({"none": 1.0}, erle_db=25.0)))) == []
+    assert audio["echo_return_loss_enhancement_db"] == 0.2  # still reported, for the echo runbook
