@@ -24,13 +24,9 @@ from pathlib import Path
 from rtclab.cli import main as rtclab
 from rtclab.diagnose import diagnose_file
 
-DUMPS = Path(__file__).parent / "dumps"
+DUMPS = Path("samples/support/dumps")  # relative, as a reader types it from the repository root
 BEFORE = DUMPS / "3g.webrtc-internals.json"  # the player's call as the ticket arrived
 AFTER = DUMPS / "3g-near-server.webrtc-internals.json"  # the same player after the fix
-
-
-def shown(path: Path) -> str:
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def run(*args: str) -> str:
@@ -49,19 +45,21 @@ def main() -> int:
         "--lang", choices=("en", "zh"), default="en", help="language of the report and review"
     )
     args = parser.parse_args()
+    if not BEFORE.exists():
+        parser.error(f"{BEFORE} not found: run this from the repository root")
 
-    print(f"$ rtclab diagnose {shown(BEFORE)}")
+    print(f"$ rtclab diagnose {BEFORE}")
     print(run("diagnose", str(BEFORE), "--lang", args.lang))
 
     with tempfile.TemporaryDirectory() as folder:
         review = Path(folder) / "incident.md"
         run("diagnose", str(BEFORE), "--lang", args.lang, "--incident", str(review))
-        print(f"$ rtclab diagnose {shown(BEFORE)} --incident incident.md   # wrote:\n")
+        print(f"$ rtclab diagnose {BEFORE} --incident incident.md   # wrote:\n")
         print(review.read_text(encoding="utf-8"))
 
     before = diagnose_file(str(BEFORE), args.lang)
     after = diagnose_file(str(AFTER), args.lang)
-    print(f"$ rtclab diagnose {shown(AFTER)}   # after the fix")
+    print(f"$ rtclab diagnose {AFTER}   # after the fix")
     print(run("diagnose", str(AFTER), "--lang", args.lang))
 
     # The fix is verified when the ticket's findings are gone and nothing serious took their place.

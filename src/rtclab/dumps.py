@@ -311,7 +311,11 @@ def _webrtc_internals(whole: dict[str, Any], source: str) -> Dump:
             if isinstance(event, dict) and str(event.get("type", "")).lower() in STATE_EVENTS:
                 what = STATE_EVENTS[str(event["type"]).lower()]
                 connection.states.append(
-                    (_time_ms(event.get("time")), what, str(event.get("value", "")).strip('"'))
+                    (
+                        _time_ms(event.get("time", event.get("timestamp"))),
+                        what,
+                        str(event.get("value", "")).strip('"'),
+                    )
                 )
         stats = record.get("stats", {})
         if not isinstance(stats, dict):
