@@ -40,6 +40,7 @@ def main() -> int:
     if not args.folder.is_dir():
         parser.error(f"{args.folder}: not a folder")
 
+    # --8<-- [start:triage]
     reports, errors = [], []
     for path in sorted(p for p in args.folder.iterdir() if p.is_file() and p.suffix != ".md"):
         try:
@@ -47,6 +48,7 @@ def main() -> int:
         except DumpError as error:
             errors.append(str(error))
     reports.sort(key=lambda r: (ORDER[r["verdict"]], (SEVERITIES + ("-",)).index(worst(r)), r["source"]))
+    # --8<-- [end:triage]
 
     print(f"{len(reports)} dumps, worst first\n")
     print(f"{'file':<40} {'format':<17} {'verdict':<8} findings (severity id)")

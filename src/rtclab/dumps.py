@@ -321,7 +321,11 @@ def _webrtc_internals(whole: dict[str, Any], source: str) -> Dump:
         if not isinstance(stats, dict):
             raise DumpError(source, f"{where}.stats is not an object")
         for key, entry in stats.items():
-            stat_id, sep, name = str(key).rpartition("-")
+            # "<id>-<field>"; ids may hold "-" (codec ids), fields do not, except the series webrtc-internals
+            # derives itself, such as "IT01V1-[framesReceived-framesDecoded-framesDropped]".
+            key = str(key)
+            stat_id, sep, name = key.partition("-[") if "-[" in key else key.rpartition("-")
+            name = "[" + name if "-[" in key else name
             if not sep or not isinstance(entry, dict):
                 continue  # not a series; webrtc-internals keeps nothing else here
             stat_type = entry.get("statsType") or _legacy_type(stat_id)

@@ -269,3 +269,70 @@ def test_echo_stats_alone_raise_no_finding() -> None:
         if s["kind"] == "audio" and s["direction"] == "outbound"
     )
     assert audio["echo_return_loss_enhancement_db"] == 0.2  # still reported, for the echo runbook
+
+
+# --- the real dumps: Chromium calling aiortc under rtclab profiles (samples/support/dumps/README.md) -----------
+
+DUMPS = Path(__file__).resolve().parents[2] / "samples" / "support" / "dumps"
+EXPECTED = {  # scenario: findings that must be there, findings that must not, verdict
+    "clean": (set(), {"*"}, "good"),
+    "3g-near-server": (set(), {"rtt-high", "mos-low", "P1", "P2"}, None),
+    "3g": ({"rtt-high", "mos-low", "video-freezes"}, {"not-connected"}, "poor"),
+    "bursty-loss": ({"audio-loss", "audio-concealment"}, {"not-connected", "rtt-high"}, "poor"),
+    "bandwidth-cap": ({"bandwidth-limited", "video-freezes"}, {"not-connected", "rtt-high"}, "poor"),
+    "one-way-audio": ({"audio-one-way"}, {"not-connected"}, "poor"),
+    "ice-failed": ({"not-connected"}, {"rtt-high", "audio-loss"}, "failed"),
+}
+
+
+def real_dumps() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(DUMPS.iterdir()):
+        scenario = path.name.split(".")[0]
+        if path.suffix != ".md":
+            found.append((scenario, path))
+    return found
+
+
+@pytest.mark.parametrize(("scenario", "path"), real_dumps(), ids=[p.name for _, p in real_dumps()])
+def test_real_dumps_give_the_expected_findings(scenario: str, path: Path) -> None:
+    from rtclab.diagnose import diagnose_file
+
+    must, must_not, verdict = EXPECTED[scenario]
+    report = diagnose_file(str(path))
+    found = {f["id"] for f in report["findings"]} | {f["severity"] for f in report["findings"]}
+    assert must <= found, f"{path.name}: missing {must - found}"
+    assert not (must_not & found), f"{path.name}: should not have {must_not & found}"
+    if "*" in must_not:
+        assert report["findings"] == [], f"{path.name}: a healthy call got {ids(report)}"
+    if verdict:
+        assert report["verdict"] == verdict
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_both_capture_ways_agree(scenario: str) -> None:
+    from rtclab.diagnose import diagnose_file
+
+    a = diagnose_file(str(DUMPS / f"{scenario}.webrtc-internals.json"))["connections"][0]
+    b = diagnose_file(str(DUMPS / f"{scenario}.rtcstats"))["connections"][0]
+    assert a["connected"] == b["connected"]
+    assert a["candidate_pair"] == b["candidate_pair"] or not a["connected"]
+    if a["connected"]:
+        # two captures of one call, polled at slightly different moments
+        assert b["rtt_ms"]["p50"] == pytest.approx(a["rtt_ms"]["p50"], rel=0.25, abs=5)
+        kinds = lambda c: sorted((s["kind"], s["direction"]) for s in c["streams"])  # noqa: E731
+        assert kinds(a) == kinds(b)
+
+
+def test_the_legacy_layout_reads_like_the_current_one() -> None:
+    from rtclab.diagnose import diagnose_file
+
+    current = diagnose_file(str(DUMPS / "3g.webrtc-internals.json"))
+    legacy = diagnose_file(str(DUMPS / "3g.legacy.webrtc-internals.json"))
+    assert ids(legacy) == ids(current)
+    a, b = current["connections"][0], legacy["connections"][0]
+    assert b["candidate_pair"] == a["candidate_pair"]
+    assert b["rtt_ms"] == a["rtt_ms"]
+    audio = lambda c: next(s for s in c["streams"] if s["kind"] == "audio" and s["direction"] == "inbound")  # noqa: E731
+    assert audio(b)["loss_pct"] == audio(a)["loss_pct"]
+    assert audio(b)["concealed_pct"] == audio(a)["concealed_pct"]  # read from the legacy track stats
