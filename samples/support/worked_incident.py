@@ -62,6 +62,7 @@ def main() -> int:
     print(f"$ rtclab diagnose {AFTER}   # after the fix")
     print(run("diagnose", str(AFTER), "--lang", args.lang))
 
+    # --8<-- [start:verify]
     # The fix is verified when the ticket's findings are gone and nothing serious took their place.
     was = {(f["id"], f["severity"]) for f in before["findings"]}
     now = {(f["id"], f["severity"]) for f in after["findings"]}
@@ -72,6 +73,7 @@ def main() -> int:
     print(f"  new          {', '.join(sorted(f'{s} {i}' for i, s in now - was)) or 'none'}")
     fixed = not (was & now) and not any(s in ("P1", "P2") for _, s in now)
     print(f"  fixed        {'yes' if fixed else 'no'}")
+    # --8<-- [end:verify]
     return 0 if fixed else 1
 
 
