@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import nbformat
 
 from portal import execute, sample_outputs
 from portal.notebooks import find_notebooks
-from portal.paths import BUILD, EXECUTED, ROOT
+from portal.paths import BUILD, DOCS, EXECUTED, ROOT
 
 STAND_IN_SAMPLE = (
     "(This sample is still running for the local preview started by `make serve`; this page rebuilds with what\n"
@@ -57,8 +58,21 @@ def write_stand_ins(mode: str) -> int:
         stale += 1
         if not item.output.exists():
             item.output.parent.mkdir(parents=True, exist_ok=True)
-            item.output.write_text(STAND_IN_SAMPLE, encoding="utf-8")
+            item.output.write_text(_stand_in_output(item.name), encoding="utf-8")
     return stale
+
+
+def _stand_in_output(name: str) -> str:
+    """The 'still running' line, once more inside each section a page includes (`...txt:section`), so that
+    the snippets extension (check_paths) finds every section it is asked for."""
+    pattern = re.compile(rf'--8<--\s+"build/outputs/{re.escape(name)}\.txt:([\w-]+)"')
+    sections = sorted(
+        {m for page in DOCS.rglob("*.md") for m in pattern.findall(page.read_text(encoding="utf-8"))}
+    )
+    text = STAND_IN_SAMPLE
+    for section in sections:
+        text += f"# --8<-- [start:{section}]\n{STAND_IN_SAMPLE}# --8<-- [end:{section}]\n"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

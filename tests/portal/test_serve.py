@@ -36,3 +36,11 @@ def test_stand_ins_then_the_real_runs(repo, quick, capsys):
     assert "".join(executed["cells"][0]["outputs"][0]["text"]) == "42\n"
     assert (repo / "build/outputs/demo/hello.txt").read_text(encoding="utf-8") == "hello\n"
     assert serve.write_stand_ins("quick") == 0  # everything is up to date: nothing to run beside the server
+
+
+def test_a_stand_in_output_holds_every_section_a_page_includes() -> None:
+    from portal import serve
+
+    text = serve._stand_in_output("support/reproduce")
+    for section in ("high-rtt", "cannot-connect", "video-freezes"):
+        assert f"# --8<-- [start:{section}]" in text and f"# --8<-- [end:{section}]" in text
