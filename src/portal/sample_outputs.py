@@ -44,9 +44,10 @@ RUN_ALONE = {
 }
 # Data a sample reads besides its own file: a change there re-runs it like a change to its code.
 READS = {
-    "support/triage": "support/dumps",
-    "support/diagnose_dump": "support/dumps",
-    "support/worked_incident": "support/dumps",
+    "support/triage": ("support/dumps",),
+    "support/diagnose_dump": ("support/dumps",),
+    "support/worked_incident": ("support/dumps",),
+    "support/reproduce": ("support/runbook_calls.py",),
 }
 INCLUDE = re.compile(r'--8<--\s+"build/outputs/(?P<name>[\w./-]+?)\.txt(?::[\w-]+)?"')  # whole, or a section
 
@@ -94,7 +95,9 @@ def sample_files(item: SampleOutput) -> list[Path]:
             p for p in item.sample.parent.rglob("*") if p.is_file() and "__pycache__" not in p.parts
         )
     if item.name in READS:
-        return [item.sample, *sorted(p for p in (SAMPLES / READS[item.name]).rglob("*") if p.is_file())]
+        paths = [SAMPLES / read for read in READS[item.name]]
+        found = [q for p in paths for q in ([p] if p.is_file() else sorted(p.rglob("*"))) if q.is_file()]
+        return [item.sample, *found]
     return [item.sample]
 
 

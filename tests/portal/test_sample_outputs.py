@@ -80,3 +80,11 @@ def test_a_sample_in_a_folder_of_its_own_reruns_when_any_file_there_changes(repo
     assert execute.run() == 0
     assert "running     samples/demo/app/app.py" in capsys.readouterr().out
     assert (repo / "build/outputs/demo/app/app.txt").read_text(encoding="utf-8") == "<p>two</p>\n"
+
+
+def test_a_sample_reruns_when_the_data_or_module_it_reads_changes() -> None:
+    from portal.sample_outputs import SampleOutput, sample_files
+
+    triage = [p.name for p in sample_files(SampleOutput("support/triage"))]
+    assert "triage.py" in triage and "clean.webrtc-internals.json" in triage
+    assert "runbook_calls.py" in [p.name for p in sample_files(SampleOutput("support/reproduce"))]

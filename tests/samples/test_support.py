@@ -12,7 +12,13 @@ from sample_runner import ROOT, run_sample
 
 SUPPORT = ROOT / "samples" / "support"
 DUMPS = SUPPORT / "dumps"
-COMMAND = re.compile(r"^\s*\.venv/bin/(rtclab diagnose .+)$", re.MULTILINE)
+# The commands a page runs on the project's own dumps; one naming the reader's file (webrtc_internals_dump.txt)
+# is a template, not a claim that it runs here.
+COMMAND = re.compile(r"^\s*\.venv/bin/(rtclab diagnose (?:\S+ )*?samples/.+)$", re.MULTILINE)
+
+
+def test_the_support_pages_show_commands_that_run() -> None:
+    assert len(page_commands()) >= 6
 
 
 def page_commands() -> list[tuple[str, str]]:
@@ -74,17 +80,3 @@ def test_bad_arguments_exit_2_in_one_line(sample: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "missing" in result.stderr.strip().splitlines()[-1]  # the last line names the file
     assert run_sample(SUPPORT / sample, "--help").returncode == 0
-
-
-def test_reproduce_raises_the_finding_and_the_fix_removes_it() -> None:
-    # high-rtt is delay only, so it holds on a loaded machine; cannot-connect has no fix to apply
-    result = run_sample(SUPPORT / "reproduce.py", "high-rtt", "cannot-connect", "--seconds", "3", timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "rtt-high: raised before, gone after" in result.stdout
-    assert "P1 not-connected" in result.stdout
-
-
-def test_reproduce_refuses_an_unknown_case_in_one_line() -> None:
-    result = run_sample(SUPPORT / "reproduce.py", "no-such-case")
-    assert result.returncode == 2
-    assert "unknown case 'no-such-case'" in result.stderr and "Traceback" not in result.stderr
