@@ -108,7 +108,7 @@ bench-setup: ## a fresh clone's first make serve to first page, make check on th
 bench-scenarios: env ## run every scenario playbook's sample and report its headline figures vs targets (FULL=1)
 	$(PY) -m portal.bench_scenarios $(if $(FULL),--full)
 
-dumps: env ## regenerate the support desk's dump fixtures (Chromium + aiortc, about 4 minutes)
+dumps: env ## regenerate the support desk's dump fixtures (Chromium + aiortc, about 5 minutes)
 	$(PY) samples/support/harness/capture_dumps.py
 
 workshop: execute ## learner + instructor notebooks in build/workshop/, then JupyterLab (127.0.0.1) on the learner set
