@@ -36,6 +36,7 @@ FIELDS: dict[str, tuple[bool, str]] = {
     "translated_from": (False, "Chinese pages: the hash of the English page they translate (`make stamp`)"),
     "generated": (False, "true for pages written by the build (execution report, translation status)"),
     "hide": (False, "Material option: a list of page parts to hide (navigation, toc, footer)"),
+    "diagnose_tool": (False, "true on the page that runs rtclab diagnose in the browser (portal.diagnose_data adds its scripts)"),
 }
 
 
@@ -66,6 +67,7 @@ def problems(meta: dict[str, Any], where: str) -> list[str]:
         "last_reviewed": lambda v: _is_past_date(v),
         "translated_from": lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{12}", v) is not None,
         "generated": lambda v: isinstance(v, bool),
+        "diagnose_tool": lambda v: isinstance(v, bool),
         "hide": lambda v: _is_list_of(v, ("navigation", "toc", "footer", "tags", "feedback")),
     }
     for field, check in checks.items():
