@@ -28,7 +28,7 @@ TRAFFIC := $(PY) -m portal.traffic
 # LANG is also the locale variable of the shell; only a LANG given on the make command line is ours.
 GUIDE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),en)
 
-.PHONY: help check doctor preflight-serve preflight-build preflight-test env serve build execute test lint unit samples site-check browser bench-site bench-setup bench-scenarios dumps offline new-guide stamp workshop clean
+.PHONY: help check doctor preflight-serve preflight-build preflight-test env serve build execute test lint unit samples site-check browser bench-site bench-setup bench-scenarios bench-diagnose dumps offline new-guide stamp workshop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "%-16s %s\n", $$1, $$2}'
@@ -107,6 +107,9 @@ bench-setup: ## a fresh clone's first make serve to first page, make check on th
 
 bench-scenarios: env ## run every scenario playbook's sample and report its headline figures vs targets (FULL=1)
 	$(PY) -m portal.bench_scenarios $(if $(FULL),--full)
+
+bench-diagnose: env ## time rtclab diagnose on a 3 MB dump in the CLI and in the browser page (after make build)
+	$(PY) -m portal.bench_diagnose
 
 dumps: env ## regenerate the support desk's dump fixtures (Chromium + aiortc, about 5 minutes)
 	$(PY) samples/support/harness/capture_dumps.py

@@ -36,7 +36,10 @@ FIELDS: dict[str, tuple[bool, str]] = {
     "translated_from": (False, "Chinese pages: the hash of the English page they translate (`make stamp`)"),
     "generated": (False, "true for pages written by the build (execution report, translation status)"),
     "hide": (False, "Material option: a list of page parts to hide (navigation, toc, footer)"),
-    "diagnose_tool": (False, "true on the page that runs rtclab diagnose in the browser (portal.diagnose_data adds its scripts)"),
+    "diagnose_tool": (
+        False,
+        "true on the page that runs rtclab diagnose in the browser (portal.diagnose_data adds its scripts)",
+    ),
 }
 
 

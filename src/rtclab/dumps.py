@@ -426,7 +426,9 @@ def _merge_poll(
 ) -> None:
     """Undo rtcstats' delta compression for one poll and append every field to its series."""
     poll_time = _time_ms(poll.get("timestamp")) or at
-    present = [key for key, report in poll.items() if isinstance(report, dict)]  # in poll order: streams keep it
+    present = [
+        key for key, report in poll.items() if isinstance(report, dict)
+    ]  # in poll order: streams keep it
     for gone in set(state) - set(present):
         del state[gone]
     for stat_id in present:
