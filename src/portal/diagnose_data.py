@@ -10,9 +10,8 @@ that work in both languages. Nothing is copied by hand, so the page and ``rtclab
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
-
-from mkdocs.structure.files import File, Files
 
 from rtclab.diagnose import load_rules
 from rtclab.quality import CODECS, NO_CONCEALMENT_BPL, R0_MINUS_IS
@@ -39,10 +38,12 @@ def data_script() -> str:
     return "window.RTCLAB_DIAGNOSE_DATA = " + json.dumps(diagnose_data(), ensure_ascii=False) + ";\n"
 
 
-def on_files(files: Files, config: Any, **_: Any) -> Files:
-    if files.get_file_from_path(DATA_PATH) is None:
-        files.append(File.generated(config, DATA_PATH, content=data_script()))
-    return files
+def on_post_build(config: Any, **_: Any) -> None:
+    # Written after the build rather than added as a generated file: mkdocs-static-i18n cannot place a file
+    # that has no source path. Both languages load it from the site root.
+    target = Path(config["site_dir"]) / DATA_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(data_script(), encoding="utf-8")
 
 
 def on_post_page(output: str, page: Any, **_: Any) -> str:

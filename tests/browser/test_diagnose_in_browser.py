@@ -36,7 +36,7 @@ def page_report(page: Page, files: list[Path]) -> list[dict]:
 
 @pytest.mark.parametrize("lang", sorted(PAGES))
 def test_the_page_gives_the_command_lines_findings(page: Page, recorder: Recorder, lang: str) -> None:
-    page.goto(PAGES[lang])
+    page.goto(PAGES[lang], wait_until="networkidle")  # the page's own files first, then count
     before = len(recorder.requests)
     shown = page_report(page, DUMPS)
     for path, report in zip(DUMPS, shown, strict=True):
