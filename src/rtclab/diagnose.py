@@ -8,8 +8,9 @@ what delay, loss, jitter, concealment and freezes, and an estimated MOS), then f
 
 The report is plain data in the shape ``rtclab diagnose --json`` prints (``"schema": 1``, documented on the
 reference page). Numbers are in ms, % and kbps, rounded; a value the file does not have is None, never a
-guess. The browser diagnosis page (``docs/assets/javascripts/diagnose.js``) computes the same report from the
-same rules; ``tests/browser/test_diagnose_page.py`` holds the two to the same findings on every fixture.
+guess. The browser diagnosis page (``docs/assets/diagnose/diagnose.js``) computes the same report from the
+same rules; ``tests/rtclab/test_diagnose_in_node.py`` and ``tests/browser/test_diagnose_in_browser.py`` hold the
+two to the same report on every captured dump.
 """
 
 from __future__ import annotations

@@ -210,8 +210,7 @@ def parse_dump(data: bytes | str, source: str = "<dump>") -> Dump:
             return _webrtc_internals(whole, source)
         if _is_rtclab(whole):
             return _rtclab(whole, source)
-        if "\n" not in text:
-            raise DumpError(source, _not_a_dump(whole))
+        raise DumpError(source, _not_a_dump(whole))  # one JSON object is never an rtcstats dump
     elif whole is not None:
         raise DumpError(source, "a JSON array, not a dump (rtcstats dumps hold one JSON value per line)")
     return _rtcstats(text, source)

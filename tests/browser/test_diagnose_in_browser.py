@@ -28,7 +28,7 @@ def page_report(page: Page, files: list[Path]) -> list[dict]:
         "#diagnose-output > *",
         """sections => sections.map(s => s.matches('[data-error]') ? {error: s.textContent} : {
             source: s.dataset.source,
-            findings: [...s.querySelectorAll('[data-finding]')].map(f => [f.dataset.finding, f.dataset.severity]),
+            findings: [...s.querySelectorAll('[data-finding]')].map(f => [f.dataset.finding, f.dataset.severity, f.dataset.connection, f.dataset.stream]),
             verdict: s.querySelector('[data-verdict]').dataset.verdict,
         })""",
     )
@@ -42,7 +42,10 @@ def test_the_page_gives_the_command_lines_findings(page: Page, recorder: Recorde
     for path, report in zip(DUMPS, shown, strict=True):
         expected = diagnose_file(str(path), lang)
         assert report["source"] == path.name
-        assert report["findings"] == [[f["id"], f["severity"]] for f in expected["findings"]], path.name
+        expected_findings = [
+            [f["id"], f["severity"], f["connection"], f["stream"] or ""] for f in expected["findings"]
+        ]
+        assert report["findings"] == expected_findings, path.name
         assert report["verdict"] == expected["verdict"], path.name
     assert recorder.requests[before:] == [], "diagnosing sent requests"  # read in the page, nothing uploaded
     assert recorder.page_errors == []

@@ -102,6 +102,9 @@ BAD = {
     "empty.json": "",
     "array.json": "[1, 2, 3]",
     "nothing.json": '{"PeerConnections": {}}',
+    "pretty-not-a-dump.json": '{\n "hello": 1\n}\n',
+    "cut-rtcstats.txt": '{"userAgent": "x"}\n["getstats", "PC_0", {"A": {"type": "inbound-rtp"',
+    "cut-string.txt": '{"userAgent": "x"}\n["create", "PC_0", "unfinish',
 }
 
 

@@ -116,6 +116,7 @@ BAD = [
     (b"   \n", "the file is empty"),
     (b'{"PeerConnections": {"1": {"stats": ', "the JSON ends early"),
     (b'{"hello": 1}', "JSON, but not a dump"),
+    (b'{\n "hello": 1\n}\n', "JSON, but not a dump"),
     (b"[1, 2, 3]", "a JSON array, not a dump"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "a binary file"),
     (b"\xff\xfe\x41", "not UTF-8 text"),

@@ -2,8 +2,8 @@
 
    A port of src/rtclab/dumps.py and src/rtclab/diagnose.py; the rules and the E-model numbers come from
    diagnose-data.js, which the build writes from src/rtclab/data/diagnose_rules.yaml and rtclab.quality, so
-   both implementations read one rules file. tests/rtclab/test_diagnose_js.py (Node) and
-   tests/browser/test_diagnose_page.py (Chromium) hold this file to the Python on every captured dump.
+   both implementations read one rules file. tests/rtclab/test_diagnose_in_node.py (Node) and
+   tests/browser/test_diagnose_in_browser.py (Chromium) hold this file to the Python on every captured dump.
    Nothing is sent anywhere: the file is read with FileReader and the report is drawn into the page. */
 (function (root) {
   "use strict";
@@ -67,6 +67,10 @@
     } catch (error) {
       if (error instanceof RangeError) throw new DumpError(source, `${where}JSON nested too deeply to be a dump`);
       if (wholeFile) return undefined; // several JSON values: an rtcstats dump (or broken: decided there)
+      // As rtclab.dumps: an error at the very end, or an unterminated string, means the text was cut short.
+      const at = /at position (\d+)/.exec(error.message);
+      const atEnd = at !== null && Number(at[1]) >= text.length - 1;
+      if (atEnd || /end of JSON input|Unterminated/.test(error.message)) throw new DumpError(source, `${where}the JSON ends early (truncated file?)`);
       throw new DumpError(source, `${where}not valid JSON (${error.message})`);
     }
     if (depth(value) > MAX_DEPTH) throw new DumpError(source, `${where}JSON nested more than ${MAX_DEPTH} levels deep; not a dump`);

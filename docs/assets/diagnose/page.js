@@ -4,7 +4,7 @@
   "use strict";
   const zh = (document.documentElement.lang || "").startsWith("zh");
   const WORDS = zh
-    ? { connected: "已连通", notConnected: "未连通", path: "路径", rtt: "RTT", findings: "诊断发现", none: "没有发现问题：本次通话没有任何指标越过阈值",
+    ? { connected: "已连通", notConnected: "未连通", path: "路径", rtt: "往返时延（RTT）", findings: "诊断发现", none: "没有发现问题：本次通话没有任何指标越过阈值",
         verdict: "结论", runbook: "处理手册", threshold: "阈值", source: "出处", inbound: "接收", outbound: "发送", audio: "音频", video: "视频",
         loss: "丢包", jitter: "抖动", bitrate: "码率", concealed: "丢包隐藏", buffer: "抖动缓冲", frozen: "卡顿时长占比",
         good: "良好", fair: "一般", poor: "差", failed: "失败", reading: "正在读取" }
@@ -22,7 +22,10 @@
   const spread = (s, unit) => (s ? `p50 ${s.p50} / p95 ${s.p95} / max ${s.max} ${unit}` : "-");
   const number = (v, unit) => (v === null || v === undefined ? "-" : `${v}${unit ? " " + unit : ""}`);
   // Runbooks sit beside this page in the site: support/diagnose-in-browser/ -> support/runbooks/<family>/
-  const runbookHref = (runbook) => "../" + runbook.replace(/^support\//, "");
+  // (the offline bundle has no directory URLs: support/diagnose-in-browser.html -> support/runbooks/<family>.html)
+  const offline = location.pathname.endsWith(".html") && !location.pathname.endsWith("/index.html");
+  const runbookHref = (runbook) =>
+    offline ? runbook.replace(/^support\//, "").replace(/\/$/, ".html") : "../" + runbook.replace(/^support\//, "");
 
   function streamLine(s) {
     const parts = [];
@@ -52,14 +55,14 @@
     const findings = element("ul", {});
     for (const f of report.findings) {
       const threshold = Array.isArray(f.threshold) ? f.threshold.join(" | ") : number(f.threshold, f.unit);
-      findings.append(element("li", { "data-finding": f.id, "data-severity": f.severity },
+      findings.append(element("li", { "data-finding": f.id, "data-severity": f.severity, "data-connection": f.connection, "data-stream": f.stream || "" },
         element("strong", {}, f.severity), ` ${f.title} (${f.stream || f.connection}: ${number(f.value, f.unit)}, ${WORDS.threshold} ${threshold}). ${f.explain} `,
         element("a", { href: f.source.url }, `${WORDS.source}: ${f.source.name} (${f.source.as_of})`), " · ",
         element("a", { href: runbookHref(f.runbook) }, WORDS.runbook)));
     }
     if (!report.findings.length) findings.append(element("li", {}, WORDS.none));
     section.append(findings);
-    section.append(element("p", { "data-verdict": report.verdict }, `${WORDS.verdict}: `, element("strong", {}, WORDS[report.verdict])));
+    section.append(element("p", { "data-verdict": report.verdict }, `${WORDS.verdict}${zh ? "：" : ": "}`, element("strong", {}, WORDS[report.verdict])));
     return section;
   }
 
