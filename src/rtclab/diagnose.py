@@ -248,12 +248,13 @@ def _mos(rtt: Mapping[str, float] | None, streams: Iterable[Mapping[str, Any]]) 
     if rtt is None or not heard:
         return None
     audio = max(heard, key=lambda s: s["packets"])
-    if audio["jitter_buffer_ms"] is None:
-        return None  # without the receiver's buffer delay the estimate would be a guess
+    if audio["jitter_buffer_ms"] is None or audio["jitter_buffer_ms"] < 0:
+        return None  # without the receiver's (sane) buffer delay the estimate would be a guess
     conceals = audio["concealed_pct"] is not None
     loss_pct = audio["concealed_pct"] if conceals else audio["loss_pct"]
     if loss_pct is None:
         return None
+    loss_pct = max(loss_pct, 0.0)  # a counter that went backwards is no loss
     score = score_speech(
         network_delay_ms=rtt["p50"] / 2,
         jitter_buffer_ms=audio["jitter_buffer_ms"],

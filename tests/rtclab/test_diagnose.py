@@ -336,3 +336,11 @@ def test_the_legacy_layout_reads_like_the_current_one() -> None:
     audio = lambda c: next(s for s in c["streams"] if s["kind"] == "audio" and s["direction"] == "inbound")  # noqa: E731
     assert audio(b)["loss_pct"] == audio(a)["loss_pct"]
     assert audio(b)["concealed_pct"] == audio(a)["concealed_pct"]  # read from the legacy track stats
+
+
+def test_counters_that_go_backwards_give_no_mos_instead_of_a_crash() -> None:
+    stats = call_stats(10)
+    stats["IT01A1"]["jitterBufferDelay"] = [-1.0] * 10
+    stats["IT01A1"]["concealedSamples"] = [-5] * 10
+    report = report_of(webrtc_internals(stats))
+    assert report["connections"][0]["mos"] is None

@@ -89,10 +89,13 @@ def test_every_captured_dump_gives_the_same_report(tmp_path: Path) -> None:
 
 def test_synthetic_dumps_in_both_formats(tmp_path: Path) -> None:
     stats = call_stats(10, lost_per_s=3, rtt_s=0.4)
-    a, b = tmp_path / "a.json", tmp_path / "b.rtcstats"
+    backwards = call_stats(10)
+    backwards["IT01A1"]["jitterBufferDelay"] = [-1.0] * 10  # a broken counter: no MOS, no crash
+    a, b, c = tmp_path / "a.json", tmp_path / "b.rtcstats", tmp_path / "c.json"
     a.write_text(json.dumps(webrtc_internals(stats)))
     b.write_text(rtcstats_lines(stats))
-    for path, js in zip([a, b], in_node([a, b], tmp_path), strict=True):
+    c.write_text(json.dumps(webrtc_internals(backwards)))
+    for path, js in zip([a, b, c], in_node([a, b, c], tmp_path), strict=True):
         same(python_report(path), js, path.name)
 
 

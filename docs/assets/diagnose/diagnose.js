@@ -405,10 +405,11 @@
     const heard = streams.filter((s) => s.kind === "audio" && s.direction === "inbound" && s.packets);
     if (!rtt || !heard.length) return null;
     const audio = heard.reduce((best, s) => (s.packets > best.packets ? s : best));
-    if (audio.jitter_buffer_ms === null) return null;
+    if (audio.jitter_buffer_ms === null || audio.jitter_buffer_ms < 0) return null;
     const conceals = audio.concealed_pct !== null;
-    const loss = conceals ? audio.concealed_pct : audio.loss_pct;
+    let loss = conceals ? audio.concealed_pct : audio.loss_pct;
     if (loss === null) return null;
+    loss = Math.max(loss, 0);
     return Object.assign({ stream: audio.id }, scoreSpeech(rtt.p50 / 2, audio.jitter_buffer_ms, Math.min(loss, 100) / 100, conceals));
   }
 
