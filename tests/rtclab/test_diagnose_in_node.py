@@ -29,9 +29,9 @@ eval(fs.readFileSync(process.argv[2], "utf8"));
 const api = require(process.argv[3]);
 const out = [];
 for (const path of process.argv.slice(4)) {
-  const text = fs.readFileSync(path, "utf8");
+  const bytes = fs.readFileSync(path); // bytes, as the page reads a file
   const name = require("path").basename(path);
-  try { out.push(api.diagnose(api.parseDump(text, name, fs.statSync(path).size), "en")); }
+  try { out.push(api.diagnose(api.parseDump(bytes, name, bytes.length), "en")); }
   catch (e) { out.push({ error: e.message }); }
 }
 console.log(JSON.stringify(out));
@@ -99,22 +99,61 @@ def test_synthetic_dumps_in_both_formats(tmp_path: Path) -> None:
         same(python_report(path), js, path.name)
 
 
+CLEAN = (DUMPS / "clean.webrtc-internals.json").read_bytes()
+RTCSTATS = (DUMPS / "clean.rtcstats").read_bytes()
 BAD = {
-    "truncated.json": '{"PeerConnections": {"1": {"stats": ',
-    "not-a-dump.json": '{"hello": 1}',
-    "empty.json": "",
-    "array.json": "[1, 2, 3]",
-    "nothing.json": '{"PeerConnections": {}}',
-    "pretty-not-a-dump.json": '{\n "hello": 1\n}\n',
-    "cut-rtcstats.txt": '{"userAgent": "x"}\n["getstats", "PC_0", {"A": {"type": "inbound-rtp"',
-    "cut-string.txt": '{"userAgent": "x"}\n["create", "PC_0", "unfinish',
+    "truncated.json": b'{"PeerConnections": {"1": {"stats": ',
+    "not-a-dump.json": b'{"hello": 1}',
+    "empty.json": b"",
+    "array.json": b"[1, 2, 3]",
+    "nothing.json": b'{"PeerConnections": {}}',
+    "pretty-not-a-dump.json": b'{\n "hello": 1\n}\n',
+    "cut-rtcstats.txt": b'{"userAgent": "x"}\n["getstats", "PC_0", {"A": {"type": "inbound-rtp"',
+    "cut-string.txt": b'{"userAgent": "x"}\n["create", "PC_0", "unfinish',
+    # Broken, not cut short: Python's message and position, which JSON.parse does not give.
+    "broken-one-line.json": b'{"PeerConnections": {"1": {"stats": {}} x}',
+    "broken-mid-file.json": CLEAN.replace(b'\n "PeerConnections"', b' ]\n "PeerConnections"', 1),
+    "broken-line.rtcstats": RTCSTATS.replace(b"\n", b"\n[oops\n", 1),
+    "garbage-after.json": CLEAN + b"xyz",
+    # Bytes: the first ill-formed UTF-8 sequence is named wherever it is (counted after a BOM), a NUL only
+    # in the first 4 KB means binary.
+    "latin1-late.json": CLEAN[:150_000] + b"\xff" + CLEAN[150_000:],
+    "latin1-after-bom.json": b"\xef\xbb\xbf" + CLEAN[:50] + b"\xc0\xaf" + CLEAN[50:],
+    "nul-late.json": CLEAN[:5000] + b"\x00" + CLEAN[5000:],
 }
+
+
+def test_ids_that_are_javascript_property_names_are_ids(tmp_path: Path) -> None:
+    """A stats id or event named like an Object property ("__proto__", "constructor") is data, as in Python."""
+    dump = webrtc_internals(call_stats(5))
+    connection = next(iter(dump["PeerConnections"].values()))
+    connection["updateLog"] = [{"type": "constructor", "value": "x"}]
+    connection["stats"] = {
+        key.replace("IT01A1", "__proto__"): entry for key, entry in connection["stats"].items()
+    }
+    path = tmp_path / "odd-ids.json"
+    path.write_text(json.dumps(dump))
+    same(python_report(path), in_node([path], tmp_path)[0], path.name)
+
+
+def test_local_times_are_read_as_python_reads_them(tmp_path: Path) -> None:
+    """Older dumps write updateLog times with toLocaleString(); day-first ones must not be read month-first."""
+    dump = webrtc_internals(call_stats(5))
+    connection = next(iter(dump["PeerConnections"].values()))
+    connection["updateLog"] = [
+        {"type": "iceconnectionstatechange", "value": "checking", "time": "07/12/2025, 13:05:03"},
+        {"type": "iceconnectionstatechange", "value": "connected", "time": "12/7/2025, 1:05:04 PM"},
+        {"type": "connectionstatechange", "value": "connected", "time": "2025/12/07 13:05:05"},
+    ]
+    path = tmp_path / "local-times.json"
+    path.write_text(json.dumps(dump))
+    same(python_report(path), in_node([path], tmp_path)[0], path.name)
 
 
 def test_bad_files_give_the_same_one_line_error(tmp_path: Path) -> None:
     paths = []
     for name, text in BAD.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_bytes(text)
         paths.append(tmp_path / name)
     for path, js in zip(paths, in_node(paths, tmp_path), strict=True):
         with pytest.raises(DumpError) as caught:

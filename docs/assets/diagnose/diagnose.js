@@ -27,6 +27,11 @@
     signalingstatechange: "signaling", onsignalingstatechange: "signaling", dtlsstatechange: "dtls",
   };
 
+  // Maps keyed by what the file says (stats ids, field names) have no prototype, as Python's dicts: an id
+  // such as "constructor" or "__proto__" is then an id like any other, not an inherited property.
+  const table = () => Object.create(null);
+  const own = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+
   class DumpError extends Error {
     constructor(source, problem) { super(`${source}: ${problem}`); this.problem = problem; }
   }
@@ -59,6 +64,92 @@
     return deepest;
   }
 
+  // Where and why Python's json module rejects ``s`` ({msg, pos} with its messages), or null if it accepts it.
+  // JSON.parse says only that it failed, in words that change between V8 versions; rtclab.dumps decides from
+  // Python's message and position whether the file was cut short, is several JSON values (rtcstats) or is
+  // broken, so the page retraces Python's scanner (the C one json.loads uses) to decide the same way.
+  // Iterative, so a deeply nested file cannot overflow the stack.
+  const WHITESPACE = /[ \t\n\r]*/y;
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/y;
+  const PLAIN = /[^"\\\x00-\x1f]*/y;
+  const CONSTANTS = ["null", "true", "false", "NaN", "Infinity", "-Infinity"];
+  function pythonJsonError(s) {
+    const fail = (msg, pos) => { throw { pythonJson: true, msg, pos }; };
+    const skip = (i) => { WHITESPACE.lastIndex = i; WHITESPACE.exec(s); return WHITESPACE.lastIndex; };
+    const string = (i) => { // i: just after the opening quote
+      const begin = i - 1;
+      for (;;) {
+        PLAIN.lastIndex = i; PLAIN.exec(s); i = PLAIN.lastIndex;
+        if (i >= s.length) fail("Unterminated string starting at", begin);
+        if (s[i] === '"') return i + 1;
+        if (s[i] !== "\\") fail("Invalid control character at", i);
+        i += 1;
+        if (i >= s.length) fail("Unterminated string starting at", begin);
+        if (s[i] === "u") {
+          if (i + 5 >= s.length || !/^[0-9a-fA-F]{4}$/.test(s.slice(i + 1, i + 5))) fail("Invalid \\uXXXX escape", i);
+          i += 5;
+        } else if ('"\\/bfnrt'.includes(s[i])) i += 1;
+        else fail("Invalid \\escape", i - 1);
+      }
+    };
+    const open = []; // the containers the scan is inside: "{" or "["
+    let i = skip(0);
+    try {
+      for (;;) {
+        // a value starts at i
+        if (i >= s.length) fail("Expecting value", i);
+        const c = s[i];
+        if (c === '"') i = string(i + 1);
+        else if (c === "{" || c === "[") {
+          i = skip(i + 1);
+          const empty = s[i] === (c === "{" ? "}" : "]");
+          if (empty) i += 1;
+          else {
+            open.push(c);
+            if (c === "{") {
+              if (s[i] !== '"') fail("Expecting property name enclosed in double quotes", i);
+              i = skip(string(i + 1));
+              if (s[i] !== ":") fail("Expecting ':' delimiter", i);
+              i = skip(i + 1);
+            }
+            continue;
+          }
+        } else {
+          const constant = CONSTANTS.find((k) => s.startsWith(k, i));
+          if (constant) i += constant.length;
+          else {
+            NUMBER.lastIndex = i;
+            if (!NUMBER.exec(s)) fail("Expecting value", i);
+            i = NUMBER.lastIndex;
+          }
+        }
+        // a value ended at i: close containers or go on to the next member
+        for (;;) {
+          if (!open.length) {
+            i = skip(i);
+            if (i !== s.length) fail("Extra data", i);
+            return null;
+          }
+          const container = open[open.length - 1];
+          i = skip(i);
+          if (s[i] === (container === "{" ? "}" : "]")) { open.pop(); i += 1; continue; }
+          if (s[i] !== ",") fail("Expecting ',' delimiter", i);
+          i = skip(i + 1);
+          if (container === "{") {
+            if (s[i] !== '"') fail("Expecting property name enclosed in double quotes", i);
+            i = skip(string(i + 1));
+            if (s[i] !== ":") fail("Expecting ':' delimiter", i);
+            i = skip(i + 1);
+          }
+          break;
+        }
+      }
+    } catch (error) {
+      if (error && error.pythonJson) return { msg: error.msg, pos: error.pos };
+      throw error;
+    }
+  }
+
   function parseJson(text, source, wholeFile, line) {
     const where = line ? `line ${line}: ` : "";
     let value;
@@ -66,15 +157,27 @@
       value = JSON.parse(text);
     } catch (error) {
       if (error instanceof RangeError) throw new DumpError(source, `${where}JSON nested too deeply to be a dump`);
-      if (wholeFile) return undefined; // several JSON values: an rtcstats dump (or broken: decided there)
+      const found = pythonJsonError(text);
+      if (found === null) throw new DumpError(source, `${where}not valid JSON (NaN and Infinity are not JSON)`);
+      const { msg, pos } = found;
+      if (wholeFile && msg === "Extra data") return undefined; // several JSON values: an rtcstats dump
       // As rtclab.dumps: an error at the very end, or an unterminated string, means the text was cut short.
-      const at = /at position (\d+)/.exec(error.message);
-      const atEnd = at !== null && Number(at[1]) >= text.length - 1;
-      if (atEnd || /end of JSON input|Unterminated/.test(error.message)) throw new DumpError(source, `${where}the JSON ends early (truncated file?)`);
-      throw new DumpError(source, `${where}not valid JSON (${error.message})`);
+      if (pos >= text.length - 1 || msg.startsWith("Unterminated")) throw new DumpError(source, `${where}the JSON ends early (truncated file?)`);
+      const before = text.slice(0, pos);
+      const lineNo = before.split("\n").length, column = pos - before.lastIndexOf("\n");
+      throw new DumpError(source, `${where}not valid JSON (${msg} at line ${lineNo} column ${column})`);
     }
     if (depth(value) > MAX_DEPTH) throw new DumpError(source, `${where}JSON nested more than ${MAX_DEPTH} levels deep; not a dump`);
     return value;
+  }
+
+  const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+  // strptime's checks: a real calendar day and clock time, else no time.
+  function localTime(year, month, day, hour, minute, second) {
+    const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number);
+    const date = new Date(y, mo - 1, d, h, mi, s);
+    const real = date.getFullYear() === y && date.getMonth() === mo - 1 && date.getDate() === d && h < 24 && mi < 60 && s < 62;
+    return real ? date.getTime() : null;
   }
 
   function timeMs(value) {
@@ -82,8 +185,15 @@
     if (typeof value === "string") {
       const text = value.trim();
       if (text !== "" && Number.isFinite(Number(text))) return Number(text);
-      const parsed = Date.parse(text);
-      if (Number.isFinite(parsed)) return parsed;
+      if (ISO_TIME.test(text)) {
+        // Python reads a time without an offset as local time; Date.parse does so only when a clock time is given.
+        const parsed = Date.parse(/[T ]\d/.test(text) ? text.replace(" ", "T") : `${text}T00:00`);
+        if (Number.isFinite(parsed)) return parsed;
+      }
+      let m = /^(\d{1,2})\/(\d{1,2})\/(\d{4}), (\d{1,2}):(\d{1,2}):(\d{1,2}) ([AP]M)$/i.exec(text); // en-US toLocaleString()
+      if (m && Number(m[4]) >= 1 && Number(m[4]) <= 12) return localTime(m[3], m[1], m[2], (Number(m[4]) % 12) + (m[7].toUpperCase() === "PM" ? 12 : 0), m[5], m[6]);
+      m = /^(\d{1,2})\/(\d{1,2})\/(\d{4}), (\d{1,2}):(\d{1,2}):(\d{1,2})$/.exec(text); // day first, 24 h
+      if (m) return localTime(m[3], m[2], m[1], m[4], m[5], m[6]);
     }
     return null;
   }
@@ -95,7 +205,7 @@
   }
 
   class Series {
-    constructor(id, type) { this.id = id; this.type = type; this.fields = {}; }
+    constructor(id, type) { this.id = id; this.type = type; this.fields = table(); }
     last(name) { const v = this.fields[name]; return v && v.length ? v[v.length - 1][1] : null; }
     numbers(name) { return (this.fields[name] || []).filter(([, v]) => isNumber(v)); }
   }
@@ -118,12 +228,12 @@
     for (const [pcId, record] of Object.entries(pcs)) {
       const where = `PeerConnections['${pcId}']`;
       if (!record || typeof record !== "object" || Array.isArray(record)) throw new DumpError(source, `${where} is not an object`);
-      const connection = { id: String(pcId), states: [], stats: {} };
+      const connection = { id: String(pcId), states: [], stats: table() };
       const log = record.updateLog === undefined ? [] : record.updateLog;
       if (!Array.isArray(log)) throw new DumpError(source, `${where}.updateLog is not a list`);
       for (const event of log) {
         const type = event && typeof event === "object" ? String(event.type || "").toLowerCase() : "";
-        if (STATE_EVENTS[type]) {
+        if (own(STATE_EVENTS, type)) {
           const time = "time" in event ? event.time : event.timestamp;
           connection.states.push([timeMs(time), STATE_EVENTS[type], String(event.value === undefined ? "" : event.value).replace(/^"+|"+$/g, "")]);
         }
@@ -169,9 +279,9 @@
     const present = Object.keys(poll).filter((k) => poll[k] && typeof poll[k] === "object" && !Array.isArray(poll[k]));
     for (const gone of Object.keys(state)) if (!present.includes(gone)) delete state[gone];
     for (const statId of present) {
-      const report = Object.assign({}, poll[statId]);
+      const report = Object.assign(table(), poll[statId]);
       if (report.timestamp === 0) report.timestamp = pollTime;
-      const merged = state[statId] || (state[statId] = {});
+      const merged = state[statId] || (state[statId] = table());
       Object.assign(merged, report);
       const type = merged.type || legacyType(statId);
       if (!type) continue;
@@ -187,7 +297,7 @@
 
   function rtcstats(text, source) {
     let userAgent = null, entries = 0;
-    const connections = new Map(), current = {};
+    const connections = new Map(), current = table();
     const lines = text.split(/\r?\n/);
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i].trim();
@@ -208,13 +318,13 @@
       }
       if (pcId === null || pcId === undefined) continue;
       const key = String(pcId);
-      if (!connections.has(key)) connections.set(key, { id: key, states: [], stats: {} });
+      if (!connections.has(key)) connections.set(key, { id: key, states: [], stats: table() });
       const connection = connections.get(key);
       if (typeof payload === "string" && method === "getstats" && payload[0] === "{") payload = parseJson(payload, source, false, number);
       const lowered = method.toLowerCase();
-      if (STATE_EVENTS[lowered]) connection.states.push([at, STATE_EVENTS[lowered], String(payload)]);
+      if (own(STATE_EVENTS, lowered)) connection.states.push([at, STATE_EVENTS[lowered], String(payload)]);
       else if (method === "getstats" && payload && typeof payload === "object" && !Array.isArray(payload)) {
-        mergePoll(connection, current[key] || (current[key] = {}), payload, at, source, number);
+        mergePoll(connection, current[key] || (current[key] = table()), payload, at, source, number);
       }
     }
     if (!entries) throw new DumpError(source, "no rtcstats entries (lines like [method, connection, payload, time])");
@@ -236,16 +346,51 @@
     return { source, format: "rtclab", user_agent: null, connections: [], report: whole };
   }
 
-  /** Parse a dump from its text (a File's text in the page). Throws DumpError with one line. */
-  function parseDump(text, source, size) {
-    if ((size || text.length) > MAX_BYTES) throw new DumpError(source, `${((size || text.length) / 1e6).toFixed(1)} MB is larger than the ${MAX_BYTES / 1e6} MB a dump can be`);
-    if (text.slice(0, 4096).includes("\u0000")) throw new DumpError(source, "a binary file, not a JSON or rtcstats dump");
-    if (text.slice(0, 4096).includes("\uFFFD")) throw new DumpError(source, "not UTF-8 text; a dump is JSON");
+  // Where Python's strict UTF-8 decoder stops: the first byte of the first ill-formed sequence, or -1.
+  function firstBadByte(bytes) {
+    for (let i = 0; i < bytes.length;) {
+      const c = bytes[i];
+      if (c < 0x80) { i += 1; continue; }
+      let more, low = 0x80, high = 0xbf;
+      if (c >= 0xc2 && c <= 0xdf) more = 1;
+      else if (c >= 0xe0 && c <= 0xef) { more = 2; if (c === 0xe0) low = 0xa0; if (c === 0xed) high = 0x9f; }
+      else if (c >= 0xf0 && c <= 0xf4) { more = 3; if (c === 0xf0) low = 0x90; if (c === 0xf4) high = 0x8f; }
+      else return i;
+      for (let k = 1; k <= more; k++) {
+        const next = bytes[i + k];
+        if (next === undefined || next < (k === 1 ? low : 0x80) || next > (k === 1 ? high : 0xbf)) return i;
+      }
+      i += more + 1;
+    }
+    return -1;
+  }
+
+  // The checks rtclab.dumps.parse_dump makes on bytes, then their text.
+  function decodeBytes(bytes, source) {
+    if (bytes.length > MAX_BYTES) throw new DumpError(source, `${(bytes.length / 1e6).toFixed(1)} MB is larger than the ${MAX_BYTES / 1e6} MB a dump can be`);
+    if (bytes.subarray(0, 4096).includes(0)) throw new DumpError(source, "a binary file, not a JSON or rtcstats dump");
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(bytes); // drops a BOM, as utf-8-sig does
+    } catch (error) {
+      const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0; // Python counts after it
+      throw new DumpError(source, `not UTF-8 text (byte ${firstBadByte(bytes.subarray(bom))}); a dump is JSON`);
+    }
+  }
+
+  /** Parse a dump from its bytes (a File's, in the page) or its text. Throws DumpError with one line. */
+  function parseDump(data, source, size) {
+    let text = data;
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+      text = decodeBytes(data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength), source);
+    } else {
+      if ((size || text.length) > MAX_BYTES) throw new DumpError(source, `${((size || text.length) / 1e6).toFixed(1)} MB is larger than the ${MAX_BYTES / 1e6} MB a dump can be`);
+      if (text.slice(0, 4096).includes("\u0000")) throw new DumpError(source, "a binary file, not a JSON or rtcstats dump");
+      if (text.slice(0, 4096).includes("\uFFFD")) throw new DumpError(source, "not UTF-8 text; a dump is JSON");
+    }
     text = text.replace(/^\uFEFF/, "").trim();
     if (!text) throw new DumpError(source, "the file is empty");
     if (!"{[".includes(text[0])) throw new DumpError(source, "not JSON: a dump starts with '{' (webrtc-internals, rtclab) or '[' (rtcstats)");
     const whole = parseJson(text, source, true);
-    if (whole === undefined && !text.includes("\n")) throw new DumpError(source, text[0] === "{" ? "the JSON ends early (truncated file?)" : "not valid JSON");
     if (whole && typeof whole === "object" && !Array.isArray(whole)) {
       if ("PeerConnections" in whole) return webrtcInternals(whole, source);
       if (isRtclab(whole)) return rtclab(whole, source);
@@ -253,7 +398,6 @@
       throw new DumpError(source, `JSON, but not a dump: no 'PeerConnections' (webrtc-internals) and no rtclab report keys (top-level keys: ${keys})`);
     }
     if (whole !== undefined) throw new DumpError(source, "a JSON array, not a dump (rtcstats dumps hold one JSON value per line)");
-    if (text[0] === "{" && !text.split("\n", 1)[0].trim().endsWith("}")) throw new DumpError(source, "the JSON ends early (truncated file?)");
     return rtcstats(text, source);
   }
 
@@ -368,7 +512,7 @@
     s.freeze_count = null;
     s.concealed_pct = null;
     const durations = series.last("qualityLimitationDurations");
-    if (kind === "video" && durations && typeof durations === "object") {
+    if (kind === "video" && durations && typeof durations === "object" && !Array.isArray(durations)) {
       const entries = Object.entries(durations).filter(([, v]) => isNumber(v));
       const total = entries.reduce((a, [, v]) => a + v, 0);
       const share = Object.fromEntries(entries.map(([k, v]) => [k, total ? round((100 * v) / total, 1) : null]));
@@ -439,7 +583,7 @@
       for (const [t] of c.states) if (t !== null) times.push(t);
       for (const s of Object.values(c.stats)) for (const values of Object.values(s.fields)) if (values.length && values[0][0] !== null) times.push(values[0][0]);
     }
-    return times.length ? Math.min(...times) : null;
+    return times.length ? times.reduce((a, b) => Math.min(a, b)) : null; // no spread: a long call has more times than a call may take arguments
   }
 
   // --- rules ---------------------------------------------------------------------------------------------

@@ -66,9 +66,9 @@
     return section;
   }
 
-  function show(output, file, text) {
+  function show(output, file, bytes) {
     try {
-      const dump = window.rtclabDiagnose.parseDump(text, file.name, file.size);
+      const dump = window.rtclabDiagnose.parseDump(bytes, file.name, file.size);
       output.append(render(window.rtclabDiagnose.diagnose(dump, zh ? "zh" : "en")));
     } catch (error) {
       // One line naming the file and what is wrong, as the command line prints it.
@@ -81,16 +81,27 @@
     const input = document.getElementById("diagnose-files");
     const output = document.getElementById("diagnose-output");
     if (!input || !output) return;
-    input.addEventListener("change", async () => {
+    async function diagnoseFiles(files) {
       output.replaceChildren(element("p", {}, `${WORDS.reading}...`));
       const results = document.createDocumentFragment();
       const holder = element("div", {});
-      for (const file of input.files) {
-        const text = await file.text(); // read in the page; nothing is sent
-        show(holder, file, text);
+      for (const file of files) {
+        // Bytes, not text: the same UTF-8 check as the command line. Read in the page; nothing is sent.
+        show(holder, file, new Uint8Array(await file.arrayBuffer()));
       }
       results.append(...holder.childNodes);
       output.replaceChildren(results);
+    }
+    input.addEventListener("change", () => diagnoseFiles(input.files));
+    // A file dropped anywhere on the page is diagnosed; left to itself the browser would open the file in
+    // place of the page.
+    document.addEventListener("dragover", (event) => {
+      if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) event.preventDefault();
+    });
+    document.addEventListener("drop", (event) => {
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      event.preventDefault();
+      diagnoseFiles(event.dataTransfer.files);
     });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
