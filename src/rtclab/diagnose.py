@@ -311,6 +311,14 @@ def _origin(dump: Dump) -> float | None:
 
 # --- rtclab's own files ----------------------------------------------------------------------------------------
 
+# rtclab's calls run on 127.0.0.1 host candidates over UDP (rtclab.loopback), and their files do not say so.
+AIORTC_LOOPBACK_PAIR = {
+    "local_type": "host",
+    "remote_type": "host",
+    "protocol": "udp",
+    "relay_protocol": None,
+}
+
 
 def _rtclab_connection(report: Mapping[str, Any]) -> dict[str, Any]:
     """A probe report: one aiortc call, already summarised by rtclab.probe."""
@@ -347,12 +355,7 @@ def _rtclab_connection(report: Mapping[str, Any]) -> dict[str, Any]:
         "connected": connected,
         "ice_outcome": "connected" if connected else "failed",
         "states": [],
-        "candidate_pair": {
-            "local_type": "host",
-            "remote_type": "host",
-            "protocol": "udp",
-            "relay_protocol": None,
-        },
+        "candidate_pair": dict(AIORTC_LOOPBACK_PAIR),
         "transport": "udp",
         "rtt_ms": None
         if rtt.get("median") is None
@@ -412,12 +415,7 @@ def _timeline_connection(report: Mapping[str, Any]) -> dict[str, Any]:
         "connected": bool(streams and any(s["packets"] for s in streams)),
         "ice_outcome": "connected" if any(s["packets"] for s in streams) else "never-left-new",
         "states": [],
-        "candidate_pair": {
-            "local_type": "host",
-            "remote_type": "host",
-            "protocol": "udp",
-            "relay_protocol": None,
-        },
+        "candidate_pair": dict(AIORTC_LOOPBACK_PAIR),
         "transport": "udp",
         "rtt_ms": rtt,
         "streams": streams,
