@@ -83,8 +83,9 @@ samples: preflight-test env ## run every sample and check what it prints (under 
 site-check: ## links, anchors, rendered notebook cells, page weights (after build)
 	$(PY) -m pytest -q tests/site
 
+# Two workers: axe on every page is most of this stage, in two halves (en, zh); nothing here is timed.
 browser: preflight-test ## headless Chromium: search, language switch, no third-party request, page budgets, offline bundle
-	$(TRAFFIC) --name browser -- $(PY) -m pytest -q tests/browser
+	$(TRAFFIC) --name browser -- $(PY) -m pytest -q -n 2 --dist loadgroup tests/browser
 
 test: preflight-test env ## everything CI checks, with a timing per stage
 	@$(PY) -m portal.stages reset

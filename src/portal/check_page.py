@@ -182,8 +182,7 @@ def execute_stale(pages: list[Path], outputs: list[str], report: Report) -> None
         if not item.sample.exists():
             continue
         key = sample_outputs.cache_key(item, mode)
-        recorded = sample_outputs._recorded(item)
-        if recorded and recorded.get("cache_key") == key and item.output.exists():
+        if sample_outputs.up_to_date(item, key):
             continue
         print(f"running     {item.sample.relative_to(ROOT)} ...", flush=True)
         _, error = sample_outputs.run_sample(item, mode, key)

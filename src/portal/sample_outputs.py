@@ -10,6 +10,10 @@ A page that wants what `python samples/<track>/<name>.py` prints includes it by 
 sample once with no arguments from the repository root (LMA_MODE=quick|full is passed on; a sample's defaults
 are what its page shows), and writes its stdout there. Like notebooks, a sample re-runs only when the hash of
 its source, the rtclab sources, the lock file or the mode changed. A sample that exits non-zero fails the run.
+
+A scenario runner also gets ``--json build/outputs/<name>.headlines.json``, so the one run that measures the
+page's figures also writes its headline figures. The scenario tests read that run (:func:`page_run`) instead of
+starting a second one: each run takes the machine alone for 15-45 s.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ RUN_ALONE = {
     "scenarios/voice_agent/latency_levers": "response time",
     "support/reproduce": "freezes and loss under a rate cap",
 }
+# Scenario runners: their run also writes its headline figures (--json), which the tests and the benchmark read.
+WRITES_HEADLINES = {
+    "scenarios/voice_agent/voice_agent",
+    "scenarios/live_cohost/live_cohost",
+    "scenarios/bullet_comments/bullet_comments",
+    "scenarios/team_voice/team_voice",
+    "scenarios/video_1v1/video_1v1",
+    "scenarios/voice_room/voice_room",
+}
 # Data a sample reads besides its own file: a change there re-runs it like a change to its code.
 READS = {
     "support/triage": ("support/dumps",),
@@ -69,6 +82,11 @@ class SampleOutput:
     @property
     def record(self) -> Path:
         return OUTPUTS / f"{self.name}.json"
+
+    @property
+    def headlines(self) -> Path | None:
+        """Where the run writes its headline figures (None for a sample that writes none)."""
+        return OUTPUTS / f"{self.name}.headlines.json" if self.name in WRITES_HEADLINES else None
 
     @property
     def run_alone(self) -> str:
@@ -135,6 +153,8 @@ def _forget(item: SampleOutput) -> None:
     """A failed run leaves no output behind, so the page cannot show a stale one."""
     item.output.unlink(missing_ok=True)
     item.record.unlink(missing_ok=True)
+    if item.headlines is not None:
+        item.headlines.unlink(missing_ok=True)
 
 
 def run_sample(item: SampleOutput, mode: str, key: str) -> tuple[dict, str | None]:
@@ -142,6 +162,11 @@ def run_sample(item: SampleOutput, mode: str, key: str) -> tuple[dict, str | Non
     started = time.monotonic()
     env = {**os.environ, "LMA_MODE": mode}
     command = [sys.executable, str(item.sample.relative_to(ROOT))]
+    if item.headlines is not None:
+        # The runner never replaces a file; this one is the build's own, from the run being replaced.
+        item.headlines.unlink(missing_ok=True)
+        item.headlines.parent.mkdir(parents=True, exist_ok=True)
+        command += ["--json", str(item.headlines.relative_to(ROOT))]
     try:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -165,6 +190,25 @@ def run_sample(item: SampleOutput, mode: str, key: str) -> tuple[dict, str | Non
     return record, None
 
 
+def up_to_date(item: SampleOutput, key: str) -> bool:
+    """Whether the recorded run is of the code, data, lock file and mode `key` hashes (and its files are there)."""
+    recorded = _recorded(item)
+    files = [item.output] + ([item.headlines] if item.headlines is not None else [])
+    return bool(recorded) and recorded.get("cache_key") == key and all(f.exists() for f in files)
+
+
+def page_run(name: str, mode: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the run a page shows of samples/<name>.py: the recorded one when it is up
+    to date, else a new run, recorded for the page as `make execute` would (so that run is not repeated)."""
+    item = SampleOutput(name)
+    key = cache_key(item, mode)
+    if not up_to_date(item, key):
+        _, error = run_sample(item, mode, key)
+        if error is not None:
+            return 1, "", error
+    return 0, item.output.read_text(encoding="utf-8"), ""
+
+
 def plan(mode: str, force: bool = False) -> tuple[dict[str, dict], list[tuple[SampleOutput, str]]]:
     """Records of the included samples that are up to date (or cannot run), and the stale ones with their keys."""
     records: dict[str, dict] = {}
@@ -181,7 +225,7 @@ def plan(mode: str, force: bool = False) -> tuple[dict[str, dict], list[tuple[Sa
             continue
         key = cache_key(item, mode)
         recorded = _recorded(item)
-        if not force and recorded and recorded.get("cache_key") == key and item.output.exists():
+        if not force and recorded and up_to_date(item, key):
             print(f"up to date  {name}  (ran {recorded['date']}, {recorded['seconds']} s)")
             records[name] = recorded
         else:

@@ -22,7 +22,8 @@ PAGES = {"en": "/support/diagnose-in-browser/", "zh": "/zh/support/diagnose-in-b
 def page_report(page: Page, files: list[Path]) -> list[dict]:
     page.set_input_files("#diagnose-files", [str(f) for f in files])
     page.wait_for_function(
-        f"document.querySelectorAll('#diagnose-output [data-verdict], #diagnose-output [data-error]').length === {len(files)}"
+        f"document.querySelectorAll('#diagnose-output [data-verdict], #diagnose-output [data-error]').length === {len(files)}",
+        timeout=60_000,  # 15 dumps, up to 3 MB, read by the page's script while other browser tests share the cores
     )
     return page.eval_on_selector_all(
         "#diagnose-output > *",

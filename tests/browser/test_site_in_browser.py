@@ -22,7 +22,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 if TYPE_CHECKING:
     from conftest import Recorder
 
-pytestmark = pytest.mark.timeout(120)
+# One worker runs this whole file, so its last test sees every request the others made.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("site_in_browser")]
 
 SEARCH_INPUT = "input[data-md-component=search-query]"
 SEARCH_RESULT = ".md-search-result__item"

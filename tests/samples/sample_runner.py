@@ -28,6 +28,26 @@ def run_sample(sample: Path, *args: str, timeout: float = 60) -> subprocess.Comp
     )
 
 
+def page_run(sample: Path) -> subprocess.CompletedProcess[str]:
+    """The run of `sample` (no arguments) that its page shows: `make execute`'s when it is up to date with the
+    code, else a new one, recorded for the page. A scenario takes the machine alone for 15-45 s; this way CI
+    runs it once, for the page and the tests."""
+    from portal.sample_outputs import page_run as recorded_page_run
+
+    name = str(sample.relative_to(ROOT / "samples").with_suffix(""))
+    code, stdout, stderr = recorded_page_run(name, os.environ.get("LMA_MODE", "quick"))
+    return subprocess.CompletedProcess([sys.executable, str(sample.relative_to(ROOT))], code, stdout, stderr)
+
+
+def page_headlines(sample: Path) -> Path:
+    """The headline-figure file the page's run of a scenario runner wrote (see `page_run`)."""
+    from portal.sample_outputs import SampleOutput
+
+    path = SampleOutput(str(sample.relative_to(ROOT / "samples").with_suffix(""))).headlines
+    assert path is not None, f"{sample} writes no headline figures"
+    return path.relative_to(ROOT)  # as the run printed it
+
+
 def load_sample(sample: Path) -> ModuleType:
     """Import a sample file as a module (its `main()` does not run)."""
     spec = importlib.util.spec_from_file_location(sample.stem, sample)

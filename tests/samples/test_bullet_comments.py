@@ -53,16 +53,16 @@ m = load_sample_modules()
 
 
 @pytest.fixture(scope="module")
-def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bullet_comments") / "headlines.json"
+def headlines_file(quick_run: subprocess.CompletedProcess[str]) -> Path:
+    return sample_runner.page_headlines(SAMPLE)
 
 
 @pytest.fixture(scope="module")
-def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
-    """The one quick run every test below reads (with --json, so the headline test shares it)."""
+def quick_run() -> subprocess.CompletedProcess[str]:
+    """The run the playbook page shows, which every test below reads (with its headline figures)."""
     if not HAS_REDIS:
         pytest.skip("redis-server is not installed")
-    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=300)
+    return sample_runner.page_run(SAMPLE)
 
 
 def row(out: str, label: str) -> list[str]:

@@ -65,14 +65,14 @@ talk = load("talk")
 
 
 @pytest.fixture(scope="module")
-def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("team_voice") / "headlines.json"
+def headlines_file(quick_run: subprocess.CompletedProcess[str]) -> Path:
+    return sample_runner.page_headlines(SAMPLE)
 
 
 @pytest.fixture(scope="module")
-def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
-    """The one quick run every test below reads (with --json, so the headline test shares it too)."""
-    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=300)
+def quick_run() -> subprocess.CompletedProcess[str]:
+    """The run the playbook page shows, which every test below reads (with its headline figures)."""
+    return sample_runner.page_run(SAMPLE)
 
 
 def ms(out: str, label: str) -> float:

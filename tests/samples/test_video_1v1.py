@@ -49,14 +49,14 @@ server_module = load("server")
 
 
 @pytest.fixture(scope="module")
-def headlines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("video_1v1") / "headlines.json"
+def headlines_file(quick_run: subprocess.CompletedProcess[str]) -> Path:
+    return sample_runner.page_headlines(SAMPLE)
 
 
 @pytest.fixture(scope="module")
-def quick_run(headlines_file: Path) -> subprocess.CompletedProcess[str]:
-    """The one quick run every test below reads (with --json, so the headline test shares it too)."""
-    return sample_runner.run_sample(SAMPLE, "--json", str(headlines_file), timeout=300)
+def quick_run() -> subprocess.CompletedProcess[str]:
+    """The run the playbook page shows, which every test below reads (with its headline figures)."""
+    return sample_runner.page_run(SAMPLE)
 
 
 def test_quick_run_measures_the_filter(quick_run):
