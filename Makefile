@@ -72,12 +72,15 @@ unit: env ## unit tests of rtclab and the portal tooling (notebooks committed wi
 
 # The sample tests run traced, two at a time. The scenario tests start a server and several peers and time them
 # against their own limits, which other runs beside them (or strace's stop on every send) break on 2 cores: they
-# run one at a time, untraced, and tests/samples/test_traffic.py traces a small run of each instead.
-SCENARIO_TESTS := $(addprefix tests/samples/test_,$(addsuffix .py,browser_call bullet_comments live_cohost team_voice video_1v1 voice_agent voice_room traffic))
-OTHER_SAMPLE_TESTS := $(filter-out $(SCENARIO_TESTS) tests/samples/conftest.py tests/samples/sample_runner.py,$(wildcard tests/samples/*.py))
+# run one at a time, untraced, and tests/samples/test_traffic.py traces a small run of each instead (two at a
+# time: each small run is its own strace, so it cannot sit inside the first one).
+SCENARIO_TESTS := $(addprefix tests/samples/test_,$(addsuffix .py,browser_call bullet_comments live_cohost team_voice video_1v1 voice_agent voice_room))
+TRAFFIC_TEST := tests/samples/test_traffic.py
+OTHER_SAMPLE_TESTS := $(filter-out $(SCENARIO_TESTS) $(TRAFFIC_TEST) tests/samples/conftest.py tests/samples/sample_runner.py,$(wildcard tests/samples/*.py))
 
 samples: preflight-test env ## run every sample and check what it prints (under strace: nothing past loopback)
 	$(TRAFFIC) --name samples -- $(PY) -m pytest -q -n 2 --dist loadfile $(OTHER_SAMPLE_TESTS)
+	$(PY) -m pytest -q -n 2 $(TRAFFIC_TEST)
 	$(PY) -m pytest -q $(SCENARIO_TESTS)
 
 site-check: ## links, anchors, rendered notebook cells, page weights (after build)

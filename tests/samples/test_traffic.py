@@ -50,8 +50,25 @@ SMALL_RUNS = {
         "--seconds",
         "2",
     ],
-    "live_cohost": ["samples/scenarios/live_cohost/live_cohost.py", "--viewers", "1", "--seconds", "3"],
-    "video_1v1": ["samples/scenarios/video_1v1/video_1v1.py", "--runs", "1"],
+    # One co-host and one network each: every process and socket of the full run, not every measurement.
+    "live_cohost": [
+        "samples/scenarios/live_cohost/live_cohost.py",
+        "--viewers",
+        "1",
+        "--seconds",
+        "3",
+        "--cohosts",
+        "loopback",
+    ],
+    "video_1v1": [
+        "samples/scenarios/video_1v1/video_1v1.py",
+        "--runs",
+        "1",
+        "--profiles",
+        "chrome-fast-4g",
+        "--caps",
+        "600",
+    ],
     "voice_agent_browser": [
         "samples/scenarios/voice_agent/voice_agent.py",
         "--browser",
