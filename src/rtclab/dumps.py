@@ -219,15 +219,23 @@ def parse_dump(data: bytes | str, source: str = "<dump>") -> Dump:
 def _json(text: str, source: str, *, whole_file: bool, line: int | None = None) -> Any:
     """Decode JSON; None when ``whole_file`` and the text is several JSON values (an rtcstats dump)."""
     where = f"line {line}: " if line else ""
+
+    def refuse_constant(name: str) -> None:
+        # json.loads reads NaN and Infinity, which JSON (and a browser's JSON.parse) does not have.
+        raise DumpError(source, f"{where}not valid JSON (NaN and Infinity are not JSON)")
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as error:
-        if whole_file and error.msg == "Extra data":
-            return None
-        if error.pos >= len(text) - 1 or error.msg.startswith("Unterminated"):
+        if error.msg == "Extra data":
+            if whole_file:
+                return None
+        elif error.pos >= len(text) - 1 or error.msg.startswith("Unterminated"):
+            # An error at the very end, or an unterminated string: the text was cut short.
             raise DumpError(source, f"{where}the JSON ends early (truncated file?)") from None
+        what = error.msg.removesuffix(" at")  # "Invalid control character at": the position follows
         raise DumpError(
-            source, f"{where}not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+            source, f"{where}not valid JSON ({what} at line {error.lineno} column {error.colno})"
         ) from None
     except RecursionError:
         raise DumpError(source, f"{where}JSON nested too deeply to be a dump") from None

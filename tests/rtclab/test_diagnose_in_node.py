@@ -115,6 +115,10 @@ BAD = {
     "broken-mid-file.json": CLEAN.replace(b'\n "PeerConnections"', b' ]\n "PeerConnections"', 1),
     "broken-line.rtcstats": RTCSTATS.replace(b"\n", b"\n[oops\n", 1),
     "garbage-after.json": CLEAN + b"xyz",
+    "brace-after.json": b'{"PeerConnections": {}}}',  # one brace too many is not a cut-short file
+    "control-character.json": b'{"PeerConnections": {"a\tb": {}}}',
+    "nan.json": b'{"PeerConnections": {"1": {"stats": {"x": NaN}}}}',
+    "nan-line.rtcstats": RTCSTATS.replace(b"\n", b'\n["getstats", "PC_0", {"a": -Infinity}, 1]\n', 1),
     # Bytes: the first ill-formed UTF-8 sequence is named wherever it is (counted after a BOM), a NUL only
     # in the first 4 KB means binary.
     "latin1-late.json": CLEAN[:150_000] + b"\xff" + CLEAN[150_000:],

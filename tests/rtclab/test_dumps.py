@@ -125,6 +125,9 @@ BAD = [
     (b'{"PeerConnections": {"1": []}}', "is not an object"),
     (b'{"PeerConnections": {"1": {"stats": {"A-b": {"statsType": "x", "values": "[1,"}}}}}', "ends early"),
     (b'["getstats"]\n["x", 1]', "not an rtcstats entry"),
+    (b'{"PeerConnections": {}}}', "not valid JSON (Extra data at line 1 column 24)"),  # not cut short
+    (b'{"PeerConnections": {"a\tb": {}}}', "(Invalid control character at line 1 column 24)"),
+    (b'{"PeerConnections": {"1": {"x": NaN}}}', "NaN and Infinity are not JSON"),
 ]
 
 

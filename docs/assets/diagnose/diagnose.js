@@ -160,12 +160,16 @@
       const found = pythonJsonError(text);
       if (found === null) throw new DumpError(source, `${where}not valid JSON (NaN and Infinity are not JSON)`);
       const { msg, pos } = found;
-      if (wholeFile && msg === "Extra data") return undefined; // several JSON values: an rtcstats dump
-      // As rtclab.dumps: an error at the very end, or an unterminated string, means the text was cut short.
-      if (pos >= text.length - 1 || msg.startsWith("Unterminated")) throw new DumpError(source, `${where}the JSON ends early (truncated file?)`);
+      if (msg === "Extra data") {
+        if (wholeFile) return undefined; // several JSON values: an rtcstats dump
+      } else if (pos >= text.length - 1 || msg.startsWith("Unterminated")) {
+        // As rtclab.dumps: an error at the very end, or an unterminated string, means the text was cut short.
+        throw new DumpError(source, `${where}the JSON ends early (truncated file?)`);
+      }
       const before = text.slice(0, pos);
       const lineNo = before.split("\n").length, column = pos - before.lastIndexOf("\n");
-      throw new DumpError(source, `${where}not valid JSON (${msg} at line ${lineNo} column ${column})`);
+      const what = msg.endsWith(" at") ? msg.slice(0, -3) : msg; // the position follows
+      throw new DumpError(source, `${where}not valid JSON (${what} at line ${lineNo} column ${column})`);
     }
     if (depth(value) > MAX_DEPTH) throw new DumpError(source, `${where}JSON nested more than ${MAX_DEPTH} levels deep; not a dump`);
     return value;
