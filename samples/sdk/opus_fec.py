@@ -29,11 +29,9 @@ from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 
 from rtclab.impair import GilbertElliott, Impairment, Link
 
-# --8<-- [start:binding]
 # libopus itself, called through ctypes from the copy in PyAV's wheel: FFmpeg's decoder cannot decode FEC
 from rtclab.opus import LibopusNotFoundError, OpusDecoder, OpusEncoder, has_lbrr, libopus_version, pcm16
 
-# --8<-- [end:binding]
 from rtclab.quality import pesq_mos
 from rtclab.signals import SpeechLikeSignal
 

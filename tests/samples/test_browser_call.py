@@ -21,13 +21,6 @@ from aiohttp.test_utils import TestServer
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "samples" / "sdk" / "browser_call"
 SAMPLE = FOLDER / "browser_call.py"
-# Sections the page includes, per file, in the order they appear.
-SECTIONS = {
-    "browser_call.py": ["flags", "run"],
-    "server.py": ["token", "offer"],
-    "bot.py": ["filter", "answer"],
-    "page.html": ["offer", "stats"],
-}
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=120)
 TOKEN = "t" * 22
 
@@ -311,14 +304,3 @@ def test_the_bot_refuses_an_offer_without_a_loopback_candidate():
 def test_token_must_be_long():
     with pytest.raises(ValueError, match="at least 16"):
         load("server").make_app("short", fake_answerer)
-
-
-# --- the page includes -----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(SECTIONS))
-def test_page_sections_are_marked(name):
-    text = (FOLDER / name).read_text(encoding="utf-8")
-    starts = re.findall(r"--8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"--8<-- \[end:(\w+)\]", text)
-    assert starts == ends == SECTIONS[name]

@@ -25,7 +25,6 @@ from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "bullet_comments"
 SAMPLE = FOLDER / "bullet_comments.py"
-PAGES = [sample_runner.ROOT / "docs" / "scenarios" / f"live-cohost{suffix}.md" for suffix in ("", ".zh")]
 SIBLINGS = ("tokens", "moderation", "fanout", "gateway", "redis_server", "viewers", "hostile", "weak_link")
 HAS_REDIS = subprocess.run(["sh", "-c", "command -v redis-server"], capture_output=True).returncode == 0
 needs_redis = pytest.mark.skipif(not HAS_REDIS, reason="redis-server is not installed")
@@ -634,20 +633,3 @@ def test_a_gateway_that_loses_redis_closes_its_viewers_with_1013():
         assert lone.health(0) == 503
     finally:
         lone.stop()
-
-
-# --- the page --------------------------------------------------------------------------------------------------
-
-
-def test_every_section_the_page_includes_is_marked():
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        assert "build/outputs/scenarios/bullet_comments/bullet_comments.txt" in text, page
-        included = re.findall(r'--8<-- "samples/scenarios/bullet_comments/(\w+\.py):(\w+)"', text)
-        assert included, f"{page} shows no code of the bullet-comment sample"
-        for file, section in included:
-            source = (FOLDER / file).read_text(encoding="utf-8")
-            assert f"# --8<-- [start:{section}]" in source and f"# --8<-- [end:{section}]" in source, (
-                file,
-                section,
-            )

@@ -1,4 +1,5 @@
-"""Samples and pages stay in step: every sample is shown by a page, every include points at a real section."""
+"""Samples and pages stay in step: every sample is shown by a page, every include points at a real section, and
+every section marked in a sample is shown somewhere (one test for all pages and samples)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,16 @@ def test_include_points_at_an_existing_file_and_section(page, file, section):
             f"{where}: includes section '{section}' of {file}, which has no "
             f"'# --8<-- [start:{section}]' ... '# --8<-- [end:{section}]' pair"
         )
+
+
+def test_every_marked_section_is_shown_by_a_page():
+    """A section marker no page includes is noise in the file a learner reads (or an include that was lost)."""
+    shown = {(file, section) for _, file, section in includes() if section}
+    unshown = [
+        f"{path.relative_to(ROOT)}:{section}"
+        for path in sorted(SAMPLES.rglob("*"))
+        if path.is_file() and path.suffix in {".py", ".html", ".js"} and "harness" not in path.parts
+        for section in sorted(sections(path))
+        if (str(path.relative_to(ROOT)), section) not in shown
+    ]
+    assert not unshown, f"sections no page includes (include them or remove the markers): {unshown}"

@@ -26,7 +26,6 @@ from rtclab.signals import color_bars, read_frame_counter
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "live_cohost"
 SAMPLE = FOLDER / "live_cohost.py"
-PAGES = [sample_runner.ROOT / "docs" / "scenarios" / f"live-cohost{suffix}.md" for suffix in ("", ".zh")]
 SIBLINGS = ("tokens", "compositor", "client", "measure", "server")
 
 
@@ -533,21 +532,3 @@ def test_the_server_refuses_a_non_loopback_bind():
         timeout=60,
     )
     assert result.returncode == 2 and "loopback" in result.stderr
-
-
-# --- the page --------------------------------------------------------------------------------------------------
-
-
-def test_every_included_section_is_marked():
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        included = re.findall(r'--8<-- "samples/scenarios/live_cohost/(\w+\.py):(\w+)"', text)
-        assert included
-        for file, section in included:
-            source = (FOLDER / file).read_text(encoding="utf-8")
-            assert f"# --8<-- [start:{section}]" in source and f"# --8<-- [end:{section}]" in source, (
-                file,
-                section,
-            )
-        assert '--8<-- "build/outputs/scenarios/live_cohost/live_cohost.txt"' in text
-        assert "build/outputs/scenarios/bullet_comments/bullet_comments.txt" in text  # the other half

@@ -24,7 +24,6 @@ from rtclab.headlines import read_headlines
 
 FOLDER = sample_runner.ROOT / "samples" / "scenarios" / "voice_room"
 SAMPLE = FOLDER / "voice_room.py"
-PAGES = [sample_runner.ROOT / "docs" / "scenarios" / f"voice-room{suffix}.md" for suffix in ("", ".zh")]
 
 
 def load(name: str) -> ModuleType:
@@ -456,20 +455,3 @@ def test_the_server_refuses_a_non_loopback_bind():
         timeout=60,
     )
     assert result.returncode == 2 and "loopback" in result.stderr
-
-
-# --- the page --------------------------------------------------------------------------------------------------
-
-
-def test_every_included_section_is_marked():
-    for page in PAGES:
-        if not page.exists():
-            pytest.skip(f"{page.name} not written yet")
-        for file, section in re.findall(
-            r'--8<-- "samples/scenarios/voice_room/(\w+\.py):(\w+)"', page.read_text()
-        ):
-            text = (FOLDER / file).read_text(encoding="utf-8")
-            assert f"# --8<-- [start:{section}]" in text and f"# --8<-- [end:{section}]" in text, (
-                file,
-                section,
-            )

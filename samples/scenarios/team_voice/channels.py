@@ -107,7 +107,6 @@ class Match:
             raise ChannelError(f"match '{self.name}' has no channel '{name}'", 404)
         return self.channels[name]
 
-    # --8<-- [start:mute]
     def set_muted(self, user: object, muted: object) -> bool:
         """Mute or unmute ``user`` in every channel of the match; the server then drops their packets."""
         if not isinstance(muted, bool):
@@ -122,7 +121,6 @@ class Match:
             self.muted.discard(str(user))
         return muted
 
-    # --8<-- [end:mute]
 
     def audible(self, user: str) -> bool:
         """Whether the server forwards this user's audio."""

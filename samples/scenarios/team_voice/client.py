@@ -187,7 +187,6 @@ class Player:
             raise NetworkDown("no network")
         return await self.api.call(method, f"/v1/matches/{self.match}{path}", token=self.token, body=body)
 
-    # --8<-- [start:join]
     async def join(
         self, channel: str, talk: MediaStreamTrack | None = None, *, blackout: Blackout | None = None
     ) -> ChannelLink:
@@ -228,7 +227,6 @@ class Player:
         link.start_recording()
         return link
 
-    # --8<-- [end:join]
 
     # --8<-- [start:rejoin]
     async def stay_connected(

@@ -32,10 +32,8 @@ from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
 
 __all__ = ["Bot", "Received", "keep_loopback_candidates", "rtpmap"]
 
-# --8<-- [start:filter]
 # A browser offers a host candidate on every interface, over UDP and TCP: Bot.answer() keeps only UDP on
 # 127.0.0.1 with rtclab.loopback.keep_loopback_candidates (shown on the page) before aiortc sees the offer.
-# --8<-- [end:filter]
 
 
 def rtpmap(sdp: str) -> dict[str, dict[int, str]]:
