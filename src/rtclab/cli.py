@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from rtclab.freezes import FREEZE_THRESHOLDS_MS
 from rtclab.probe import (
     DEFAULT_SECONDS,
     GOOD,
@@ -31,7 +32,6 @@ from rtclab.probe import (
 )
 from rtclab.profiles import Link as ProfileLink
 from rtclab.profiles import Profile, ProfileError, get_profile, load_profiles
-from rtclab.stats import FREEZE_THRESHOLDS_MS
 
 __all__ = ["format_profiles", "format_report", "main", "profile_rows"]
 

@@ -490,7 +490,7 @@ def timeline_json(
     Args:
         snapshots: The timeline, e.g. ``LoopbackCall.timeline``.
         label: What the call was, shown as the connection's id.
-        freezes: Per kind, the `rtclab.stats.FreezeReport` of the received frames (aiortc's stats have no
+        freezes: Per kind, the `rtclab.freezes.FreezeReport` of the received frames (aiortc's stats have no
             freeze counters, so the call's frame times are the only source).
 
     Returns:

@@ -1,7 +1,9 @@
-"""Audio jitter buffers, compared on packet traces and inside a real aiortc receiver: an adaptive NetEQ-style
-buffer (`AdaptiveJitterBuffer`), aiortc's own fixed buffer driven packet by packet (`run_aiortc`), a seeded
-trace simulator (`link_trace`, `profile_trace`, `run_adaptive`, `compare`) and a way to play a live call's
-audio through the adaptive buffer (`JitterBufferCall`, `AdaptivePlayout`, `measure_in_call`).
+"""The adaptive (NetEQ-style) audio jitter buffer, and the same buffer playing a live aiortc receiver's audio.
+
+What a server imports to play received audio through a buffer whose delay follows the network
+(`AdaptivePlayout`); also the words every jitter-buffer measurement here is made in (`Trace`,
+`BufferResult`). The rest lives beside it: traces and the simulator in `rtclab.jitter_traces`, aiortc's own
+buffer replayed and probed in `rtclab.aiortc_jitter`, a loopback call through either in `rtclab.jitter_call`.
 
 Why a buffer at all: the sender emits one 20 ms frame every 20 ms, the network delivers them unevenly, and the
 sound card needs one every 20 ms again. Holding frames back absorbs the unevenness at the cost of delay.
@@ -35,45 +37,33 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import dataclasses
 import fractions
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
-
-from rtclab.call import LoopbackCall
-from rtclab.impair import Impairment, Link
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiortc import RTCRtpReceiver
     from aiortc.mediastreams import MediaStreamTrack
     from aiortc.rtp import RtpPacket
 
-    from rtclab.profiles import Profile
-
 __all__ = [
+    "EPSILON_S",
+    "FRAME_MS",
+    "TAIL_S",
     "Action",
     "AdaptiveConfig",
     "AdaptiveJitterBuffer",
     "AdaptivePlayout",
-    "AiortcBufferProbe",
     "BufferResult",
-    "CallMeasurement",
-    "JitterBufferCall",
     "Playout",
+    "SequenceUnwrapper",
     "Trace",
     "install_jitter_buffer",
-    "least_delay",
-    "compare",
-    "link_trace",
-    "measure_in_call",
-    "profile_trace",
-    "run_adaptive",
-    "run_aiortc",
 ]
 
 FRAME_MS = 20.0
@@ -82,11 +72,9 @@ FRAME_MS = 20.0
 TAIL_S = 1.0
 """The last second of a trace is simulated but not scored: aiortc still holds those frames when it ends."""
 
-# Floating-point slack when comparing times in seconds (a nanosecond): a packet arriving exactly at a tick
-# must count as in time however the two sums were rounded.
-_EPSILON_S = 1e-9
-
-_PACKET_BYTES = 300  # aiortc's Opus runs at 96 kbit/s: 240 bytes a frame, plus RTP, SRTP and UDP headers
+EPSILON_S = 1e-9
+"""Floating-point slack when comparing times in seconds (a nanosecond): a packet arriving exactly at a tick
+must count as in time however the two sums were rounded."""
 
 
 # --- traces ---------------------------------------------------------------------------------------------------
@@ -124,6 +112,15 @@ class Trace:
         """Share of frames the network lost, 0-1."""
         return sum(a is None for a in self.arrival_s) / self.frames
 
+    @property
+    def scored_frames(self) -> int:
+        """Frames that are scored: all but the last `TAIL_S` (aiortc still holds those when a trace ends)."""
+        return max(1, self.frames - round(TAIL_S * 1000 / self.frame_ms))
+
+    def arrival_order(self) -> list[tuple[float, int]]:
+        """``(arrival time, frame index)`` of every delivered frame, in the order the packets arrived."""
+        return sorted((a, i) for i, a in enumerate(self.arrival_s) if a is not None)
+
     def network_delays_ms(self) -> list[float]:
         """One-way network delay of every delivered frame, ms, in frame order."""
         return [(a - s) * 1000 for s, a in zip(self.sent_s, self.arrival_s, strict=True) if a is not None]
@@ -156,69 +153,6 @@ class Trace:
             tuple(base + i * f for i in range(frames)),
             tuple(kept.get(i) for i in range(frames)),
         )
-
-
-def link_trace(
-    impairment: Impairment,
-    seconds: float,
-    *,
-    frame_ms: float = FRAME_MS,
-    packet_bytes: int = _PACKET_BYTES,
-) -> Trace:
-    """Send one audio packet every ``frame_ms`` through a `rtclab.impair.Link` and record when each arrives.
-
-    The link's own seed makes the trace reproducible: the same impairment gives the same trace.
-
-    Args:
-        impairment: Delay, jitter (with or without reordering), random or burst loss, rate limit, blackouts.
-        seconds: Length of the stream, s.
-        frame_ms: Send interval and frame duration, ms.
-        packet_bytes: Size of each packet on the wire, bytes (matters only with a rate limit).
-
-    Returns:
-        The trace, sent times from 0.
-    """
-    if not seconds > 0:
-        raise ValueError("seconds must be positive")
-    link = Link(impairment)
-    f = frame_ms / 1000
-    count = max(1, round(seconds / f))
-    sent = tuple(i * f for i in range(count))
-    arrivals = tuple(link.send(s, packet_bytes).deliver_s for s in sent)
-    return Trace(frame_ms, sent, arrivals)
-
-
-def profile_trace(
-    profile: str | Profile,
-    seconds: float,
-    *,
-    seed: int = 0,
-    direction: Literal["downlink", "uplink"] = "downlink",
-    reorder: bool = False,
-    frame_ms: float = FRAME_MS,
-) -> Trace:
-    """A trace through one direction of a named network profile (`rtclab.profiles`).
-
-    Args:
-        profile: A built-in profile name (``"loadero-3g"``), a profile file, or a `rtclab.profiles.Profile`.
-        seconds: Length of the stream, s.
-        seed: Seed of the link's random draws.
-        direction: ``"downlink"`` (what the listener receives; the default) or ``"uplink"``.
-        reorder: Let jitter reorder packets (each keeps its own delay) instead of queueing them in order.
-        frame_ms: Frame duration, ms.
-
-    Returns:
-        The trace.
-    """
-    from rtclab.profiles import get_profile
-
-    chosen = get_profile(profile) if isinstance(profile, str) else profile
-    if direction not in ("downlink", "uplink"):
-        raise ValueError("direction must be 'downlink' or 'uplink'")
-    impairment = (
-        chosen.downlink_impairment(seed) if direction == "downlink" else chosen.uplink_impairment(seed)
-    )
-    return link_trace(dataclasses.replace(impairment, reorder=reorder), seconds, frame_ms=frame_ms)
 
 
 # --- the adaptive buffer --------------------------------------------------------------------------------------
@@ -396,7 +330,7 @@ class AdaptiveJitterBuffer:
         # How much later than its due time frame n would play now (negative: too early).
         lag_s = now_s - (n * self._frame_s + self._sorted[0] + target_s)
         target_ms = target_s * 1000
-        if lag_s < -_EPSILON_S:
+        if lag_s < -EPSILON_S:
             # Fast increase: wait a tick. Before the first frame that is plain start-up silence.
             return Playout(Action.STRETCH if self._started else Action.IDLE, target_ms=target_ms)
         self._started = True
@@ -405,7 +339,7 @@ class AdaptiveJitterBuffer:
             self._next = n + 1
             return Playout(Action.CONCEAL, index=n, target_ms=target_ms)
         if (
-            lag_s >= self._frame_s - _EPSILON_S
+            lag_s >= self._frame_s - EPSILON_S
             and now_s - self._last_decrease_s >= self.config.decrease_interval_s
             and n + 1 in self._frames
         ):
@@ -514,6 +448,48 @@ class BufferResult:
         keys = sorted(bins)
         return [k * interval_s for k in keys], [statistics.fmean(bins[k]) for k in keys]
 
+    @classmethod
+    def from_playout(
+        cls,
+        name: str,
+        trace: Trace,
+        scored: int,
+        played: Mapping[int, float],
+        synthesized: int,
+    ) -> BufferResult:
+        """Score what a buffer played from a trace, with the definitions of `rtclab.jitter`.
+
+        Args:
+            name: Label of the result.
+            trace: The trace the buffer was fed.
+            scored: Frames to score from the start (`Trace.scored_frames`).
+            played: When each played frame was handed on, by frame index (later indexes are ignored).
+            synthesized: Output slots without a received frame among the scored ones.
+
+        Returns:
+            The result.
+        """
+        arrivals = trace.arrival_s[:scored]
+        delivered = {i for i, a in enumerate(arrivals) if a is not None}
+        kept = sorted(
+            ((at, i) for i, at in played.items() if i < scored), key=lambda item: (item[0], item[1])
+        )
+        delays = []
+        for at, i in kept:
+            arrival = arrivals[i]
+            assert arrival is not None  # a frame is only ever played after its packet arrived
+            delays.append((at - arrival) * 1000)
+        return cls(
+            name=name,
+            frames=scored,
+            network_lost=scored - len(delivered),
+            late=len(delivered) - len(kept),
+            played=len(kept),
+            synthesized=synthesized,
+            played_at_s=tuple(at for at, _ in kept),
+            added_delay_ms=tuple(delays),
+        )
+
     def row(self) -> dict[str, float | str]:
         """The headline numbers as one flat dict (for a table or a DataFrame)."""
         return {
@@ -524,160 +500,6 @@ class BufferResult:
             "network_loss_pct": 100 * self.network_loss_rate,
             "concealment_pct": 100 * self.concealment_rate,
         }
-
-
-def _scored_frames(trace: Trace) -> int:
-    return max(1, trace.frames - round(TAIL_S * 1000 / trace.frame_ms))
-
-
-def _result(
-    name: str,
-    trace: Trace,
-    scored: int,
-    played: Mapping[int, float],
-    synthesized: int,
-) -> BufferResult:
-    arrivals = trace.arrival_s[:scored]
-    delivered = {i for i, a in enumerate(arrivals) if a is not None}
-    kept = sorted(((at, i) for i, at in played.items() if i < scored), key=lambda item: (item[0], item[1]))
-    delays = []
-    for at, i in kept:
-        arrival = arrivals[i]
-        assert arrival is not None  # a frame is only ever played after its packet arrived
-        delays.append((at - arrival) * 1000)
-    return BufferResult(
-        name=name,
-        frames=scored,
-        network_lost=scored - len(delivered),
-        late=len(delivered) - len(kept),
-        played=len(kept),
-        synthesized=synthesized,
-        played_at_s=tuple(at for at, _ in kept),
-        added_delay_ms=tuple(delays),
-    )
-
-
-def _arrival_order(trace: Trace) -> list[tuple[float, int]]:
-    return sorted((a, i) for i, a in enumerate(trace.arrival_s) if a is not None)
-
-
-def run_adaptive(
-    trace: Trace, config: AdaptiveConfig | None = None, *, name: str | None = None
-) -> BufferResult:
-    """Play a trace through `AdaptiveJitterBuffer`, ticking every frame from the first arrival on.
-
-    Args:
-        trace: The packet trace.
-        config: Buffer settings; its ``frame_ms`` is replaced by the trace's.
-        name: Label of the result (default ``"adaptive q=<quantile>"``).
-
-    Returns:
-        Added delay, late loss and concealment over the scored frames (all but the last `TAIL_S`).
-    """
-    config = dataclasses.replace(config or AdaptiveConfig(), frame_ms=trace.frame_ms)
-    name = name or f"adaptive q={config.quantile:g}"
-    scored = _scored_frames(trace)
-    arrivals = _arrival_order(trace)
-    if not arrivals:
-        return _result(name, trace, scored, {}, scored)
-    buffer = AdaptiveJitterBuffer(config)
-    f = trace.frame_ms / 1000
-    t0 = arrivals[0][0]
-    played: dict[int, float] = {}
-    synthesized = 0
-    j = 0
-    k = 0
-    while True:
-        now = t0 + k * f
-        while j < len(arrivals) and arrivals[j][0] <= now + _EPSILON_S:
-            buffer.put(arrivals[j][1], arrivals[j][0])
-            j += 1
-        before = buffer.next_index
-        playout = buffer.tick(now)
-        if playout.action in (Action.NORMAL, Action.ACCELERATE):
-            assert playout.index is not None
-            played[playout.index] = now
-        elif playout.action is not Action.IDLE and before is not None and before < scored:
-            synthesized += 1
-        after = buffer.next_index
-        if after is not None and after >= scored:
-            break
-        k += 1
-    return _result(name, trace, scored, played, synthesized)
-
-
-def run_aiortc(
-    trace: Trace,
-    *,
-    capacity: int = 16,
-    prefetch: int = 4,
-    start_seq: int = 0,
-    sound_card: bool = False,
-    name: str | None = None,
-) -> BufferResult:
-    """Feed a trace, packet by packet in arrival order, to aiortc's real ``JitterBuffer`` class.
-
-    This is not a model: it is aiortc's own code (``aiortc.jitterbuffer.JitterBuffer``, as the audio receiver
-    creates it) given RTP packets with the trace's sequence numbers. By default a frame counts as played at
-    the arrival of the packet that made the buffer release it: a lower bound on what a listener gets, since
-    aiortc releases frames in bursts and nothing in it plays them on a clock.
-
-    With ``sound_card=True`` the released frames go on to a model of a sound card: a FIFO that starts with
-    the first released frame and plays one frame per 20 ms tick, or a gap when it is empty (an underrun).
-    It drops nothing, so every underrun adds its length to the delay for the rest of the call.
-
-    Args:
-        trace: The packet trace.
-        capacity: Ring size (aiortc's audio receiver: 16).
-        prefetch: Frames that must follow a frame before it is released (aiortc's audio receiver: 4).
-        start_seq: RTP sequence number of frame 0 (set near 65535 to cross the wrap).
-        sound_card: Play the released frames on a 20 ms clock (see above).
-        name: Label of the result (default ``"aiortc"`` or ``"aiortc + sound card"``).
-
-    Returns:
-        Added delay, late loss and gaps over the scored frames (all but the last `TAIL_S`).
-    """
-    name = name or ("aiortc + sound card" if sound_card else "aiortc")
-    from aiortc.jitterbuffer import JitterBuffer
-    from aiortc.rtp import RtpPacket
-
-    scored = _scored_frames(trace)
-    samples = round(48 * trace.frame_ms)  # RTP clock of Opus: 48 kHz
-    buffer = JitterBuffer(capacity=capacity, prefetch=prefetch)
-    index_of: dict[int, int] = {}
-    played: dict[int, float] = {}
-    for arrival, i in _arrival_order(trace):
-        timestamp = (i * samples) & 0xFFFFFFFF
-        packet = RtpPacket(payload_type=111, sequence_number=(start_seq + i) & 0xFFFF, timestamp=timestamp)
-        packet._data = b"\x00"  # type: ignore[attr-defined]  # the depayloaded frame aiortc's buffer joins
-        index_of[timestamp] = i
-        _, frame = buffer.add(packet)
-        if frame is not None:
-            played[index_of[frame.timestamp]] = arrival
-    if sound_card:
-        return _sound_card(name, trace, scored, played)
-    gaps = scored - sum(1 for i in played if i < scored)
-    return _result(name, trace, scored, played, gaps)
-
-
-def _sound_card(name: str, trace: Trace, scored: int, released: Mapping[int, float]) -> BufferResult:
-    """Play frames released at given times on a 20 ms clock, in release order, with underruns as gaps."""
-    queue = deque(sorted(released.items(), key=lambda item: (item[1], item[0])))
-    f = trace.frame_ms / 1000
-    played: dict[int, float] = {}
-    underruns = 0
-    if queue:
-        t0 = queue[0][1]
-        k = 0
-        while queue:
-            now = t0 + k * f
-            if queue[0][1] <= now + _EPSILON_S:
-                index, _ = queue.popleft()
-                played[index] = now
-            elif queue[0][0] < scored:
-                underruns += 1
-            k += 1
-    return _result(name, trace, scored, played, underruns)
 
 
 # --- a real aiortc receiver -----------------------------------------------------------------------------------
@@ -705,7 +527,7 @@ def install_jitter_buffer(receiver: RTCRtpReceiver, buffer: object) -> None:
     setattr(receiver, _JITTER_BUFFER_ATTR, buffer)
 
 
-class _SequenceUnwrapper:
+class SequenceUnwrapper:
     """RTP sequence numbers (16 bits, wrapping) to frame indexes counted from the first packet."""
 
     def __init__(self) -> None:
@@ -713,6 +535,7 @@ class _SequenceUnwrapper:
         self._last = 0  # extended sequence number of the newest packet
 
     def index(self, sequence_number: int) -> int:
+        """The frame index of a packet: 0 for the first, then counted across the wrap from the newest one."""
         if self._first is None:
             self._first = self._last = sequence_number
             return 0
@@ -720,56 +543,6 @@ class _SequenceUnwrapper:
         extended = self._last + step
         self._last = max(self._last, extended)
         return extended - self._first
-
-
-class AiortcBufferProbe:
-    """aiortc's own audio jitter buffer, recording when each packet arrives and each frame leaves it.
-
-    Installed with `install_jitter_buffer`, it delegates to a real ``JitterBuffer(capacity=16, prefetch=4)``
-    and changes nothing in what the receiver decodes.
-
-    Attributes:
-        inner: The aiortc buffer.
-        arrivals: Arrival time (event-loop clock, s) by frame index.
-        released: Release time by frame index.
-    """
-
-    def __init__(self, capacity: int = 16, prefetch: int = 4) -> None:
-        """Create the probe around a new aiortc buffer.
-
-        Args:
-            capacity: Ring size (aiortc audio: 16).
-            prefetch: Frames that must follow before a release (aiortc audio: 4).
-        """
-        from aiortc.jitterbuffer import JitterBuffer
-
-        self.inner = JitterBuffer(capacity=capacity, prefetch=prefetch)
-        self.arrivals: dict[int, float] = {}
-        self.released: dict[int, float] = {}
-        self._unwrap = _SequenceUnwrapper()
-        self._index_of_timestamp: dict[int, int] = {}
-
-    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
-        """What aiortc's receiver calls for each packet: record, then delegate."""
-        now = asyncio.get_running_loop().time()
-        index = self._unwrap.index(packet.sequence_number)
-        self.arrivals.setdefault(index, now)
-        self._index_of_timestamp[packet.timestamp] = index
-        pli, frame = self.inner.add(packet)
-        if frame is not None:
-            self.released[self._index_of_timestamp[frame.timestamp]] = now
-        return pli, frame
-
-    def trace(self) -> Trace:
-        """The arrivals seen so far as a `Trace` (nominal send times; see `Trace.from_arrivals`)."""
-        return Trace.from_arrivals(self.arrivals, max(self.arrivals, default=0) + 1)
-
-    def result(self, name: str = "aiortc (call)") -> BufferResult:
-        """Added delay and late loss measured in the call (last `TAIL_S` not scored)."""
-        trace = self.trace()
-        scored = _scored_frames(trace)
-        gaps = scored - sum(1 for i in self.released if i < scored)
-        return _result(name, trace, scored, self.released, gaps)
 
 
 class AdaptivePlayout:
@@ -814,7 +587,7 @@ class AdaptivePlayout:
         self.played: dict[int, float] = {}
         self.synthesized: list[int] = []
         self.actions: dict[str, int] = {action.value: 0 for action in Action}
-        self._unwrap = _SequenceUnwrapper()
+        self._unwrap = SequenceUnwrapper()
         self._task: asyncio.Task[None] | None = None
         self._decoder: Any = None
         self._codec: Any = None
@@ -865,9 +638,9 @@ class AdaptivePlayout:
     def result(self, name: str = "adaptive (call)") -> BufferResult:
         """Added delay, late loss and concealment measured in the call (last `TAIL_S` not scored)."""
         trace = self.trace()
-        scored = _scored_frames(trace)
+        scored = trace.scored_frames
         synthesized = sum(1 for index in self.synthesized if index < scored)
-        return _result(name, trace, scored, self.played, synthesized)
+        return BufferResult.from_playout(name, trace, scored, self.played, synthesized)
 
     async def _run(self, t0: float) -> None:
         loop = asyncio.get_running_loop()
@@ -943,147 +716,3 @@ class AdaptivePlayout:
         frame = av.AudioFrame.from_ndarray(faded, format=fmt, layout=layout)
         frame.sample_rate = rate
         return frame
-
-
-class JitterBufferCall(LoopbackCall):
-    """A `rtclab.call.LoopbackCall` whose callee receives its audio through a chosen jitter buffer.
-
-    ``buffer="adaptive"`` installs `AdaptivePlayout`; ``buffer="aiortc"`` keeps aiortc's buffer behind an
-    `AiortcBufferProbe`, which only records. The buffer is installed in the callee's ``track`` event (by
-    overriding `LoopbackCall`'s private ``_on_track``), before the first RTP packet can arrive.
-
-    Example:
-        ```python
-        link = Impairment(delay_ms=250, jitter_ms=50, loss=0.005, seed=1)
-        async with JitterBufferCall(buffer="adaptive", tracks=[SpeechLikeAudioTrack()], uplink=link) as call:
-            await call.run(8)
-        print(call.jitter_buffer.result().row())
-        ```
-
-    Attributes:
-        buffer_kind: ``"adaptive"`` or ``"aiortc"``.
-        jitter_buffer: The installed playout or probe (None until the audio track arrives).
-    """
-
-    def __init__(
-        self,
-        *,
-        buffer: Literal["adaptive", "aiortc"] = "adaptive",
-        config: AdaptiveConfig | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Prepare the call.
-
-        Args:
-            buffer: Which jitter buffer the callee's audio goes through.
-            config: Settings of the adaptive buffer.
-            **kwargs: Passed to `rtclab.call.LoopbackCall` (tracks, uplink, record_seconds...).
-        """
-        if buffer not in ("adaptive", "aiortc"):
-            raise ValueError("buffer must be 'adaptive' or 'aiortc'")
-        super().__init__(**kwargs)
-        self.buffer_kind = buffer
-        self.config = config
-        self.jitter_buffer: AdaptivePlayout | AiortcBufferProbe | None = None
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self.callee is not None and self.jitter_buffer is None:
-            receiver = next(t.receiver for t in self.callee.getTransceivers() if t.receiver.track is track)
-            if self.buffer_kind == "adaptive":
-                self.jitter_buffer = AdaptivePlayout.attach(receiver, self.config)
-            else:
-                probe = AiortcBufferProbe()
-                install_jitter_buffer(receiver, probe)
-                self.jitter_buffer = probe
-        super()._on_track(track)
-
-    async def close(self) -> None:
-        """Close the call, then stop the playout task."""
-        await super().close()
-        if isinstance(self.jitter_buffer, AdaptivePlayout):
-            await self.jitter_buffer.stop()
-
-
-def compare(
-    trace: Trace, configs: Sequence[AdaptiveConfig] = (AdaptiveConfig(),), *, sound_card: bool = False
-) -> list[BufferResult]:
-    """aiortc's buffer and the adaptive one (once per config) on the same trace.
-
-    Args:
-        trace: The packet trace.
-        configs: Adaptive settings to try (e.g. several quantiles, to draw a delay/late-loss curve).
-        sound_card: Also give aiortc's output played on a 20 ms clock (`run_aiortc`), right after aiortc.
-
-    Returns:
-        aiortc's result first (then aiortc + sound card if asked), then one per config, in order.
-    """
-    fixed = [run_aiortc(trace)] + ([run_aiortc(trace, sound_card=True)] if sound_card else [])
-    return [*fixed, *(run_adaptive(trace, config) for config in configs)]
-
-
-def least_delay(results: Sequence[BufferResult], max_late_loss_rate: float) -> BufferResult | None:
-    """The result with the least mean added delay among those whose late loss is at most a given rate.
-
-    Args:
-        results: Results to choose from (e.g. an adaptive sweep).
-        max_late_loss_rate: Highest acceptable late-loss rate, 0-1 (e.g. aiortc's own).
-
-    Returns:
-        That result, or None when none qualifies.
-    """
-    eligible = [r for r in results if r.late_loss_rate <= max_late_loss_rate]
-    return min(eligible, key=lambda r: r.mean_added_delay_ms, default=None)
-
-
-@dataclass(frozen=True)
-class CallMeasurement:
-    """One loopback call through a jitter buffer, measured, and the same arrivals replayed in the simulator.
-
-    Attributes:
-        buffer: ``"adaptive"`` or ``"aiortc"``.
-        frames_out: Audio frames the callee's track delivered.
-        measured: What the buffer did in the call.
-        replay: The simulator on the call's own arrivals (same buffer, same settings).
-        actions: Ticks per `Action` value (adaptive only; empty for aiortc).
-    """
-
-    buffer: str
-    frames_out: int
-    measured: BufferResult
-    replay: BufferResult
-    actions: Mapping[str, int]
-
-
-async def measure_in_call(
-    buffer: Literal["adaptive", "aiortc"],
-    link: Impairment,
-    seconds: float,
-    config: AdaptiveConfig | None = None,
-) -> CallMeasurement:
-    """Run an audio-only `JitterBufferCall` over loopback with ``link`` on the media path, and measure it.
-
-    Args:
-        buffer: Which jitter buffer the callee's audio goes through.
-        link: Impairment of everything the caller sends (the media direction).
-        seconds: How long the call runs once connected, s.
-        config: Adaptive buffer settings (default `AdaptiveConfig`).
-
-    Returns:
-        The measurement, with the replay of the call's arrivals through the simulator.
-    """
-    from rtclab.signals import SpeechLikeAudioTrack
-
-    config = config or AdaptiveConfig()
-    async with JitterBufferCall(
-        buffer=buffer, config=config, tracks=[SpeechLikeAudioTrack()], uplink=link
-    ) as call:
-        await call.run(seconds)
-    installed = call.jitter_buffer
-    if installed is None:
-        raise RuntimeError("the callee never received an audio track")
-    trace = installed.trace()
-    if isinstance(installed, AdaptivePlayout):
-        replay, actions = run_adaptive(trace, config, name="replay"), dict(installed.actions)
-    else:
-        replay, actions = run_aiortc(trace, name="replay"), {}
-    return CallMeasurement(buffer, call.frames_received.get("audio", 0), installed.result(), replay, actions)

@@ -27,18 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rtclab.freezes import FREEZE_THRESHOLDS_MS, FreezeReport, freezes
 from rtclab.profiles import Link as ProfileLink
 from rtclab.profiles import Profile
-from rtclab.stats import (
-    CLOCK_RATES,
-    FREEZE_THRESHOLDS_MS,
-    KINDS,
-    FreezeReport,
-    MediaSnapshot,
-    MosEstimate,
-    freezes,
-    jitter_ms,
-)
+from rtclab.stats import CLOCK_RATES, KINDS, MediaSnapshot, MosEstimate, jitter_ms
 
 if TYPE_CHECKING:
     from rtclab.call import LoopbackCall

@@ -40,13 +40,11 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from math import gcd
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from rtclab.stats import FreezeReport
+from rtclab.freezes import FreezeReport, freezes
 
 __all__ = [
     "CODECS",
@@ -880,7 +878,7 @@ class VideoFrameReport:
             (not new pictures: a player would not show them).
         lost_indexes: The lost frame indexes, in order.
         deliveries: One `FrameDelivery` per delivered frame, in sending order.
-        freezes: Stalls between new pictures (`rtclab.stats.freezes`, video: above 600 ms by default).
+        freezes: Stalls between new pictures (`rtclab.freezes.freezes`, video: above 600 ms by default).
     """
 
     frames_sent: int
@@ -935,7 +933,7 @@ def match_video_frames(
         received: ``(counter or None, arrival time in s)`` per decoded frame, on the same clock, e.g.
             `rtclab.recording.VideoRecorder.counters_and_times`.
         modulus: The counter's modulus.
-        freeze_threshold_ms: Stall that counts as a freeze (None: 600 ms, `rtclab.stats.FREEZE_THRESHOLDS_MS`).
+        freeze_threshold_ms: Stall that counts as a freeze (None: 600 ms, `rtclab.freezes.FREEZE_THRESHOLDS_MS`).
 
     Returns:
         Delays, losses and freezes.
@@ -943,8 +941,6 @@ def match_video_frames(
     Raises:
         ValueError: If a received counter is outside ``0..modulus-1`` or the modulus is not positive.
     """
-    from rtclab.stats import freezes  # stats imports this module lazily too; keep both imports lazy
-
     if modulus <= 0:
         raise ValueError("modulus must be positive")
     by_counter: dict[int, list[tuple[float, int]]] = {}

@@ -1,5 +1,6 @@
 """Turn aiortc ``getStats()`` reports into plain records with real units: jitter and RTT in ms, loss as a
-fraction, bitrate in kbit/s from two readings of a byte counter; then into a table, freeze events and a MOS.
+fraction, bitrate in kbit/s from two readings of a byte counter; then into a table and a MOS. Freeze events
+(`rtclab.freezes`) can be imported from here too.
 
 aiortc's receiver stats have a trap for video: a video stream and its retransmission (RTX) stream share one
 ``inbound-rtp`` id, so once a retransmission has arrived, ``getStats()`` describes the RTX stream instead of
@@ -9,13 +10,20 @@ the video (see `get_stats`). Read the receiving peer with `get_stats` to get the
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+# Freeze detection is defined in rtclab.freezes (rtclab.quality needs it too); samples and notebooks read it
+# from here, next to the getStats() numbers it completes.
+from rtclab.freezes import FREEZE_THRESHOLDS_MS as FREEZE_THRESHOLDS_MS
+from rtclab.freezes import FreezeEvent as FreezeEvent
+from rtclab.freezes import FreezeReport as FreezeReport
+from rtclab.freezes import freezes as freezes
+from rtclab.quality import score_speech
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,11 +33,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AIORTC_RECEIVER",
     "CLOCK_RATES",
-    "FREEZE_THRESHOLDS_MS",
     "KINDS",
     "TABLE_COLUMNS",
-    "FreezeEvent",
-    "FreezeReport",
     "MediaSnapshot",
     "MediaSummary",
     "MosEstimate",
@@ -39,7 +44,6 @@ __all__ = [
     "estimate_mos",
     "format_summary",
     "fraction_lost",
-    "freezes",
     "get_stats",
     "jitter_ms",
     "media_snapshots",
@@ -483,96 +487,6 @@ def to_dataframe(timeline: Iterable[MediaSnapshot]) -> pd.DataFrame:
     return table.astype({column: "int64" for column in integer_columns} | {"at_s": "float64"})
 
 
-# --- freezes -----------------------------------------------------------------------------------------------
-
-FREEZE_THRESHOLDS_MS: dict[str, float] = {"audio": 200.0, "video": 600.0}
-"""Gap between two rendered frames above which playback counts as frozen, per kind.
-
-Audio: Agora Analytics' Call Inspector glossary, "audio freezing occurs if audio rendering pauses for over
-200 ms" (https://docs.agora.io/en/agora-analytics/reference/call-search-terms). Video: 600 ms, the stall
-Agora's analytics count as a video freeze (Agora's RTC SDK itself reports ``totalFrozenTime`` with 500 ms
-for streams of 5 fps or more); pass ``threshold_ms`` to `freezes` to use another definition.
-"""
-
-
-@dataclass(frozen=True)
-class FreezeEvent:
-    """One freeze: playback stood still from ``start_s`` for ``duration_s``.
-
-    Attributes:
-        start_s: Time of the last frame before the gap, in seconds.
-        duration_s: The whole gap up to the next frame, in seconds (Agora's "freezing duration").
-    """
-
-    start_s: float
-    duration_s: float
-
-
-@dataclass(frozen=True)
-class FreezeReport:
-    """The freezes of one stream and how much of the time it spent frozen.
-
-    Attributes:
-        kind: ``"audio"`` or ``"video"``.
-        threshold_ms: Gaps longer than this counted as freezes.
-        events: The freezes, in time order.
-        total_s: Time from the first frame to the last.
-        frozen_s: Sum of the freeze durations.
-        freeze_rate: ``frozen_s / total_s`` (0 with fewer than two frames): Agora's freeze rate as a fraction.
-    """
-
-    kind: str
-    threshold_ms: float
-    events: tuple[FreezeEvent, ...]
-    total_s: float
-    frozen_s: float
-    freeze_rate: float
-
-
-def freezes(frame_times_s: Iterable[float], kind: str, *, threshold_ms: float | None = None) -> FreezeReport:
-    """Find freezes in the times at which frames were rendered (or received), with Agora's definitions.
-
-    A freeze is a gap between two consecutive frames longer than the kind's threshold
-    (`FREEZE_THRESHOLDS_MS`: audio 200 ms, video 600 ms); its duration is the whole gap, and the freeze
-    rate is the frozen time over the time from the first frame to the last.
-
-    Args:
-        frame_times_s: When each frame came out, in seconds, in any order (for example
-            ``time.monotonic()`` at each ``track.recv()``).
-        kind: ``"audio"`` or ``"video"``.
-        threshold_ms: Another gap threshold in ms, instead of the kind's.
-
-    Returns:
-        The freeze events and the freeze rate.
-
-    Raises:
-        ValueError: On an unknown kind, a non-positive threshold, or a time that is NaN or infinite.
-    """
-    if kind not in FREEZE_THRESHOLDS_MS:
-        raise ValueError(f"kind must be one of {', '.join(FREEZE_THRESHOLDS_MS)}, got {kind!r}")
-    threshold = FREEZE_THRESHOLDS_MS[kind] if threshold_ms is None else float(threshold_ms)
-    if not threshold > 0:
-        raise ValueError("threshold_ms must be positive")
-    times = sorted(float(t) for t in frame_times_s)
-    if any(not math.isfinite(t) for t in times):
-        raise ValueError("frame times must be finite numbers")
-    events = tuple(
-        FreezeEvent(start_s=a, duration_s=b - a)
-        for a, b in itertools.pairwise(times)
-        if (b - a) * 1000 > threshold
-    )
-    total = times[-1] - times[0] if len(times) >= 2 else 0.0
-    frozen = min(math.fsum(event.duration_s for event in events), total)  # rounding may overshoot total
-    return FreezeReport(
-        kind=kind,
-        threshold_ms=threshold,
-        events=events,
-        total_s=total,
-        frozen_s=frozen,
-        freeze_rate=frozen / total if total > 0 else 0.0,
-    )
-
-
 # --- a MOS estimate ----------------------------------------------------------------------------------------
 
 
@@ -624,8 +538,8 @@ AIORTC_RECEIVER = ReceiverModel(
 )
 """Stock aiortc's audio receiver (``JitterBuffer(capacity=16, prefetch=4)``, no concealment), as rtclab measured it.
 
-Each number comes from aiortc's own buffer class fed packet by packet (`rtclab.jitter.run_aiortc`), on the
-lab page *Jitter buffer: fixed vs adaptive* (``notebooks/tuning/jitter-buffer.ipynb``, site page
+Each number comes from aiortc's own buffer class fed packet by packet (`rtclab.aiortc_jitter.run_aiortc`), on
+the lab page *Jitter buffer: fixed vs adaptive* (``notebooks/tuning/jitter-buffer.ipynb``, site page
 ``tuning/jitter-buffer/``) and in ``tests/rtclab/test_jitter.py``:
 
 * ``buffer_ms`` 80: a frame is released once four later frames are there, 4 x 20 ms. Measured: median 80 ms
@@ -743,8 +657,6 @@ def estimate_mos(
         ValueError: If there is no snapshot of ``kind``, no RTT was ever reported, the receiver is unknown, or
             a value is out of range.
     """
-    from rtclab.quality import score_speech
-
     if receiver not in RECEIVERS:
         raise ValueError(f"unknown receiver {receiver!r}: use one of {', '.join(RECEIVERS)}")
     series = sorted((s for s in snapshots if s.kind == kind), key=lambda s: s.at_s)

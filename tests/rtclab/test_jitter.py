@@ -1,5 +1,6 @@
-"""rtclab.jitter: the adaptive buffer's bookkeeping and adaptation, aiortc's real buffer on traces (the facts
-measured in FACTS.md), the simulator's definitions, and the adaptive buffer inside a real loopback call."""
+"""rtclab.jitter, jitter_traces, aiortc_jitter and jitter_call: the adaptive buffer's bookkeeping and
+adaptation, aiortc's real buffer on traces (the facts measured in FACTS.md), the simulator's definitions, and
+the adaptive buffer inside a real loopback call."""
 
 import asyncio
 import math
@@ -8,21 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtclab.aiortc_jitter import run_aiortc
 from rtclab.impair import Impairment
-from rtclab.jitter import (
-    Action,
-    AdaptiveConfig,
-    AdaptiveJitterBuffer,
-    JitterBufferCall,
-    Trace,
-    _SequenceUnwrapper,
-    compare,
-    link_trace,
-    measure_in_call,
-    profile_trace,
-    run_adaptive,
-    run_aiortc,
-)
+from rtclab.jitter import Action, AdaptiveConfig, AdaptiveJitterBuffer, SequenceUnwrapper, Trace
+from rtclab.jitter_call import JitterBufferCall, measure_in_call
+from rtclab.jitter_traces import compare, link_trace, profile_trace, run_adaptive
 from rtclab.signals import SpeechLikeAudioTrack
 
 F = 0.020
@@ -187,7 +178,7 @@ def test_adaptive_beats_aiortc_on_3g_at_no_more_late_loss():
 
 
 def test_sequence_unwrapper():
-    unwrap = _SequenceUnwrapper()
+    unwrap = SequenceUnwrapper()
     assert [unwrap.index(s) for s in (65534, 65535, 0, 1, 65533, 3)] == [0, 1, 2, 3, -1, 5]
 
 

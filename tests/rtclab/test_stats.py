@@ -575,8 +575,9 @@ def test_mos_estimate_rejects_bad_options(kwargs, message):
 
 
 def test_aiortc_receiver_numbers_match_aiortc_s_buffer():
+    from rtclab.aiortc_jitter import run_aiortc
     from rtclab.impair import Impairment
-    from rtclab.jitter import link_trace, run_aiortc
+    from rtclab.jitter_traces import link_trace
 
     assert AIORTC_RECEIVER.jitter_buffer_ms(0) == 80 and AIORTC_RECEIVER.jitter_buffer_ms(1) == 280
     assert AIORTC_RECEIVER.conceals is False and AIORTC_RECEIVER.frames_lost_per_lost_packet == 5
