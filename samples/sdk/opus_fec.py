@@ -31,7 +31,6 @@ from rtclab.impair import GilbertElliott, Impairment, Link
 
 # libopus itself, called through ctypes from the copy in PyAV's wheel: FFmpeg's decoder cannot decode FEC
 from rtclab.opus import LibopusNotFoundError, OpusDecoder, OpusEncoder, has_lbrr, libopus_version, pcm16
-
 from rtclab.quality import pesq_mos
 from rtclab.signals import SpeechLikeSignal
 

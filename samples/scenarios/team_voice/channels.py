@@ -121,7 +121,6 @@ class Match:
             self.muted.discard(str(user))
         return muted
 
-
     def audible(self, user: str) -> bool:
         """Whether the server forwards this user's audio."""
         return user not in self.muted

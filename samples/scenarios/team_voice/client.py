@@ -227,7 +227,6 @@ class Player:
         link.start_recording()
         return link
 
-
     # --8<-- [start:rejoin]
     async def stay_connected(
         self, channel: str, *, dead_after_s: float = 1.5, retry_s: float = 0.25, give_up_s: float = 30.0
