@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page
 
-# The stylesheets and Material's bundle load after the first paint (see portal.hooks._LOADER): a test that
+# The stylesheets and Material's bundle load after the first paint (portal.site_hooks): a test that
 # clicks or measures styles waits until both are in.
 READY = "!document.documentElement.classList.contains('lma-loading') && window.document$ !== undefined"
 

@@ -1,7 +1,7 @@
 """The first screen looks the same before and after Material's stylesheets arrive.
 
 Pages paint first with the inlined critical CSS (src/portal/critical.css) and get Material's stylesheets
-later (see portal.hooks). If a rule differs on the first screen, text moves when they land and, worse for
+later (portal.site_hooks). If a rule differs on the first screen, text moves when they land and, worse for
 a reader on Slow 3G, Chrome counts that text as a new, later "largest contentful paint": a `display` change
 rebuilds the boxes below it, and a re-wrapped line is painted again. That happened with lists
 (`display: flow-root` in Material) and inline code (its padding) and cost the tutorial 3 s of LCP on Slow 3G.

@@ -312,7 +312,7 @@ def test_language_sitemaps_resolve(page: Page, recorder: Recorder) -> None:
     missing = sorted({url for url, status in lookups if status != 200})
     assert not missing, (
         "Material's language switcher fetched sitemap.xml next to each <link rel=alternate> and got "
-        "errors for:\n  " + "\n  ".join(missing) + "\nsrc/portal/hooks.py (on_post_page) removes the "
+        "errors for:\n  " + "\n  ".join(missing) + "\nportal.site_hooks.languages removes the "
         "<link rel=alternate> tags that make Material fetch them (see squidfunk/mkdocs-material#6582)."
     )
 
