@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rtclab.arguments import number
 from rtclab.call import LoopbackCall
 from rtclab.profiles import Profile, ProfileError, get_profile
 from rtclab.quality import livekit_mos, livekit_quality, livekit_score, mos_from_r, r_factor, twilio_mos
@@ -287,21 +287,6 @@ def profile_name(text: str) -> str:
     return text
 
 
-def bounded(low: float, high: float, unit: str) -> Any:
-    """An argparse type: a number from ``low`` to ``high``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} {unit}, got {text}")
-        return value
-
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the calls and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -315,13 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--seconds",
-        type=bounded(3, 60, "s"),
+        type=number(3, 60, "s"),
         default=4.0,
         help="how long each call runs, in s (default: %(default)g; RTCP needs about 3 s for a first RTT)",
     )
     parser.add_argument(
         "--interval",
-        type=bounded(0.25, 5, "s"),
+        type=number(0.25, 5, "s"),
         default=1.0,
         help="seconds between two getStats() readings (default: %(default)g)",
     )

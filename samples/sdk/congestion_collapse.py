@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 from dataclasses import dataclass, field
 
@@ -39,6 +38,7 @@ from aiortc.codecs import vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
+from rtclab.arguments import number, whole_number
 from rtclab.impair import ImpairedPeer, Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
@@ -308,36 +308,6 @@ async def congestion_collapse(seconds: int, generous_kbps: float, tight_kbps: fl
     print("         audio % = audio frames decoded x 20 ms / call length")
     print(summary_table(results))
     return 0
-
-
-def whole_number(low: int, high: int):
-    """An argparse type: a whole number from ``low`` to ``high``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
-        return value
-
-    return parse
-
-
-def number(low: float, high: float):
-    """An argparse type: a finite number from ``low`` to ``high``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
-
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
+from rtclab.arguments import number, whole_number
 from rtclab.impair import Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
@@ -231,40 +231,18 @@ async def connection_timeline(runs: int, impair_ms: float) -> int:
     return 0
 
 
-def run_count(text: str) -> int:
-    """Parse ``--runs``: a whole number from 1 to MAX_RUNS."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_RUNS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_RUNS}, got {text}")
-    return value
-
-
-def delay_ms(text: str) -> float:
-    """Parse ``--impair-ms``: a one-way delay in ms, from 0 to MAX_IMPAIR_MS."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= MAX_IMPAIR_MS):
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_IMPAIR_MS:g} ms, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the setups and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--runs",
-        type=run_count,
+        type=whole_number(1, MAX_RUNS),
         default=5,
         help=f"how many calls to set up; the table shows medians (default: %(default)s, at most {MAX_RUNS})",
     )
     parser.add_argument(
         "--impair-ms",
-        type=delay_ms,
+        type=number(0, MAX_IMPAIR_MS, "ms"),
         default=0.0,
         metavar="D",
         help="one-way delay added to every datagram each peer sends, in ms "

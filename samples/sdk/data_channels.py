@@ -38,6 +38,7 @@ from aiohttp import web
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.rtcsctptransport import USERDATA_MAX_LENGTH
 
+from rtclab.arguments import number, whole_number
 from rtclab.impair import ImpairedPeer, Impairment, Link, impair_connection
 from rtclab.loopback import LOOPBACK_ADDRESS, check_loopback_sdp, loopback_only, rtc_configuration
 
@@ -467,19 +468,8 @@ async def compare(args: argparse.Namespace) -> int:
 
 
 def bounded(name: str, integer: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number within LIMITS[name]."""
-    low, high = LIMITS[name]
-
-    def parse(text: str) -> float:
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {'whole ' if integer else ''}number: {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
-
-    return parse
+    """An argparse type: a number within LIMITS[name]."""
+    return (whole_number if integer else number)(*LIMITS[name])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RTP_HISTORY_SIZE
 
+from rtclab.arguments import number
 from rtclab.impair import Blackout, Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.signals import VIDEO_CLOCK_RATE, color_bars
@@ -299,44 +300,25 @@ async def keyframes_and_nack(loss_pct: float, short_s: float, long_s: float, see
     return 0
 
 
-def percent(text: str) -> float:
-    """Parse ``--loss``: a percentage from 0 to 30."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= 30):
-        raise argparse.ArgumentTypeError(f"must be from 0 to 30 %, got {text}")
-    return value
-
-
-def seconds(text: str) -> float:
-    """Parse a burst length: seconds from 0.1 to 8."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0.1 <= value <= 8):
-        raise argparse.ArgumentTypeError(f"must be from 0.1 to 8 s, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the calls and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--loss", type=percent, default=2.0, help="random loss of the first run, in %% (default: 2)"
+        "--loss",
+        type=number(0, 30, "%"),
+        default=2.0,
+        help="random loss of the first run, in %% (default: 2)",
     )
     parser.add_argument(
         "--short-burst",
-        type=seconds,
+        type=number(0.1, 8, "s"),
         default=0.5,
         metavar="S",
         help="blackout of the second run (default: 0.5 s)",
     )
     parser.add_argument(
         "--long-burst",
-        type=seconds,
+        type=number(0.1, 8, "s"),
         default=3.0,
         metavar="S",
         help="blackout of the third run (default: 3 s)",

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 
+from rtclab.arguments import number
 from rtclab.impair import Impairment
 from rtclab.latency import (
     G114_PLANNING_LIMIT_MS,
@@ -118,34 +118,12 @@ async def latency_budget(delay_ms: float, seconds: float) -> int:
     return 0
 
 
-def delay(text: str) -> float:
-    """Parse ``--delay-ms``: a one-way delay from 0 to MAX_DELAY_MS."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= MAX_DELAY_MS):
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DELAY_MS:g} ms, got {text}")
-    return value
-
-
-def duration(text: str) -> float:
-    """Parse ``--seconds``: how long to measure each call, 1 to MAX_SECONDS."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 1 <= value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_SECONDS:g} s, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run both calls and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--delay-ms",
-        type=delay,
+        type=number(0, MAX_DELAY_MS, "ms"),
         default=100.0,
         metavar="D",
         help="one-way delay added each way in the second call, in ms "
@@ -153,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--seconds",
-        type=duration,
+        type=number(1, MAX_SECONDS, "s"),
         default=2.5,
         help=f"seconds to measure each call, after a 1 s warm-up (default: %(default)g, at most {MAX_SECONDS:g})",
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import fractions
-import math
 import sys
 
 import av
@@ -27,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 
+from rtclab.arguments import number, whole_number
 from rtclab.impair import GilbertElliott, Impairment, Link
 
 # libopus itself, called through ctypes from the copy in PyAV's wheel: FFmpeg's decoder cannot decode FEC
@@ -195,43 +195,28 @@ def opus_fec(seconds: int, kbps: int, loss_percent: int, burst: float, seed: int
     return 0
 
 
-def bounded(kind: type, low: float, high: float):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"not a {'whole ' if kind is int else ''}number: {text!r}"
-            ) from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
-
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run both parts and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--loss", type=bounded(int, 1, 40), default=10, metavar="PERCENT",
+        "--loss", type=whole_number(1, 40), default=10, metavar="PERCENT",
         help="average packet loss, and the loss the FEC encoder is told to expect (default: %(default)s, 1 to 40)",
     )  # fmt: skip
     parser.add_argument(
-        "--burst", type=bounded(float, 1, 10), default=3, metavar="PACKETS",
+        "--burst", type=number(1, 10), default=3, metavar="PACKETS",
         help="mean length of a loss burst in the bursty column (default: %(default)s, 1 to 10)",
     )  # fmt: skip
     parser.add_argument(
-        "--kbps", type=bounded(int, 8, 64), default=24,
+        "--kbps", type=whole_number(8, 64), default=24,
         help="target bitrate of both encoders in part 2 (default: %(default)s, 8 to 64)",
     )  # fmt: skip
     parser.add_argument(
-        "--seconds", type=bounded(int, 4, 30), default=10,
+        "--seconds", type=whole_number(4, 30), default=10,
         help="length of the speech-like signal (default: %(default)s, 4 to 30)",
     )  # fmt: skip
     parser.add_argument(
         "--seed",
-        type=bounded(int, 0, 2**31 - 1),
+        type=whole_number(0, 2**31 - 1),
         default=0,
         help="seed of signal and loss (default: %(default)s)",
     )

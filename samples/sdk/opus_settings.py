@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from rtclab.arguments import whole_number
+
 # --8<-- [start:binding]
 # libopus itself, called through ctypes from the copy in PyAV's wheel (see rtclab.opus for the binding)
 from rtclab.opus import LibopusNotFoundError, OpusDecoder, OpusEncoder, libopus_version, pcm16
@@ -182,19 +184,6 @@ def opus_settings(seconds: int, seed: int) -> int:
     talk, pause = talk_then_listen(max(seconds, 8), seed)
     print("\n".join(dtx_table(talk, pause)))
     return 0
-
-
-def whole_number(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
-        return value
-
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:

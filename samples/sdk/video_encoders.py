@@ -36,6 +36,7 @@ import numpy.typing as npt
 from aiortc.codecs.h264 import H264Encoder, h264_depayload
 from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 
+from rtclab.arguments import whole_number
 from rtclab.quality import psnr, ssim
 
 FPS = 30
@@ -248,23 +249,12 @@ def video_encoders(frames: int) -> int:
     return 0
 
 
-def frame_count(text: str) -> int:
-    """Parse ``--frames``: a whole number from MIN_FRAMES to MAX_FRAMES."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not MIN_FRAMES <= value <= MAX_FRAMES:
-        raise argparse.ArgumentTypeError(f"must be from {MIN_FRAMES} to {MAX_FRAMES}, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the encoders and return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--frames",
-        type=frame_count,
+        type=whole_number(MIN_FRAMES, MAX_FRAMES),
         default=30,
         help=f"frames in the clip, at {FPS} fps (default: %(default)s, {MIN_FRAMES} to {MAX_FRAMES})",
     )

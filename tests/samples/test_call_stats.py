@@ -10,7 +10,6 @@ import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "call_stats.py"
-SECTIONS = ("units", "tidy", "scores", "call")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=180)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 
@@ -232,16 +231,3 @@ def test_out_of_range_arguments_exit_2(args, capsys):
         load_sample().main(list(args))
     assert exit_info.value.code == 2
     assert args[0] in capsys.readouterr().err
-
-
-def test_page_sections_are_marked():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:(\w+)\]", text)
-    assert starts == ends == list(SECTIONS)
-    page = (ROOT / "docs" / "sdk" / "observability.md").read_text(encoding="utf-8")
-    zh_page = (ROOT / "docs" / "sdk" / "observability.zh.md").read_text(encoding="utf-8")
-    for name in SECTIONS:
-        include = f'--8<-- "samples/sdk/call_stats.py:{name}"'
-        assert include in page and include in zh_page, name
-    assert '--8<-- "build/outputs/sdk/call_stats.txt"' in page

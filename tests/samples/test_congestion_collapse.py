@@ -11,7 +11,6 @@ import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "congestion_collapse.py"
-SECTIONS = ("observe", "fix", "call", "table")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=150)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 SETTINGS = ("no cap", "generous cap", "tight cap, stock aiortc", "tight cap, sender capped")
@@ -130,10 +129,3 @@ def test_frozen_time_counts_a_stream_that_stopped():
     assert frozen_s([i / 30 for i in range(1, 150)], 5.0) == 0.0
     assert frozen_s([], 5.0) == pytest.approx(5.0)
     assert frozen_s([0.1, 0.2, 3.0], 5.0) == pytest.approx((3.0 - 0.2) + (5.0 - 3.0))
-
-
-def test_page_sections_are_marked():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:(\w+)\]", text)
-    assert starts == ends == list(SECTIONS)

@@ -10,7 +10,6 @@ import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "connection_timeline.py"
-SECTIONS = ("timeline", "sdp", "events", "negotiate")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=90)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 ROW = re.compile(r"^(?P<stage>\S.*?)\s+(?P<ends>-?\d+\.\d)\s+(?P<took>-?\d+\.\d)$", re.MULTILINE)
@@ -162,10 +161,3 @@ def test_lines_that_matter_keeps_opus_vp8_ice_and_dtls_lines():
         "a=fingerprint:sha-256 AA:BB",
         "a=setup:actpass",
     ]
-
-
-def test_page_sections_are_marked():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:(\w+)\]", text)
-    assert starts == ends == list(SECTIONS)

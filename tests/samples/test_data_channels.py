@@ -12,7 +12,6 @@ import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "data_channels.py"
-SECTIONS = ("modes", "negotiate", "websocket", "tcp-model", "measure")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=120)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 ROW = re.compile(
@@ -204,10 +203,3 @@ def test_out_of_range_arguments_exit_2(args, capsys):
         load_sample().main(list(args))
     assert exit_info.value.code == 2
     assert args[0] in capsys.readouterr().err
-
-
-def test_page_sections_are_marked():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:([\w-]+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:([\w-]+)\]", text)
-    assert starts == ends == list(SECTIONS)

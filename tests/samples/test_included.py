@@ -74,3 +74,19 @@ def test_every_marked_section_is_shown_by_a_page():
         if (str(path.relative_to(ROOT)), section) not in shown
     ]
     assert not unshown, f"sections no page includes (include them or remove the markers): {unshown}"
+
+
+def test_a_translation_shows_what_its_english_page_shows():
+    """The same samples, sections and outputs, so a reader in either language runs and reads the same code."""
+    by_page: dict[Path, set[tuple[str, str | None]]] = {}
+    for page, file, section in includes():
+        by_page.setdefault(page, set()).add((file, section))
+    differ = []
+    for page in sorted(DOCS.rglob("*.zh.md")):
+        shown = by_page.get(page, set())
+        english = page.with_name(page.name.removesuffix(".zh.md") + ".md")
+        if english.exists() and shown != by_page.get(english, set()):
+            missing = sorted(f"{f}:{s}" if s else f for f, s in by_page.get(english, set()) - shown)
+            extra = sorted(f"{f}:{s}" if s else f for f, s in shown - by_page.get(english, set()))
+            differ.append(f"{page.relative_to(ROOT)}: missing {missing}, extra {extra}")
+    assert not differ, "\n".join(differ)

@@ -13,7 +13,6 @@ import sample_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "keyframes_and_nack.py"
-SECTIONS = ("keyframe", "count")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=180)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 ROW = re.compile(
@@ -134,10 +133,3 @@ def test_bad_argument_from_the_command_line_exits_2_without_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-
-
-def test_page_sections_are_marked():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:(\w+)\]", text)
-    assert starts == ends == list(SECTIONS)

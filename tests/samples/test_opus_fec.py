@@ -11,7 +11,6 @@ import sample_runner
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sdk" / "opus_fec.py"
 PAGE = ROOT / "docs" / "sdk" / "audio-and-opus.md"
-SECTIONS = ("binding", "aiortc", "receiver", "loss")
 run_sample = partial(sample_runner.run_sample, SAMPLE, timeout=120)
 load_sample = partial(sample_runner.load_sample, SAMPLE)
 LOSS_ROWS = (
@@ -105,14 +104,3 @@ def test_bad_argument_is_a_one_line_usage_error(args):
     assert len(errors) == 1
     assert args[0] in errors[0]
     assert result.stdout == ""
-
-
-def test_page_sections_are_marked_and_included():
-    text = SAMPLE.read_text(encoding="utf-8")
-    starts = re.findall(r"# --8<-- \[start:(\w+)\]", text)
-    ends = re.findall(r"# --8<-- \[end:(\w+)\]", text)
-    assert starts == ends == list(SECTIONS)
-    page = PAGE.read_text(encoding="utf-8")
-    included = re.findall(r'--8<-- "samples/sdk/opus_fec\.py:(\w+)"', page)
-    assert set(included) <= set(SECTIONS)
-    assert '--8<-- "build/outputs/sdk/opus_fec.txt"' in page

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import secrets
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from aiohttp import web
 from bot import Bot, rtpmap
 from server import make_app
 
+from rtclab.arguments import number
 from rtclab.chromium import ChromiumMissingError, chromium_path, launch
 
 MAX_SECONDS = 30.0
@@ -289,23 +289,12 @@ def report(result: dict[str, Any], seconds: float) -> str:
     return "\n".join(out)
 
 
-def seconds_arg(text: str) -> float:
-    """Parse ``--seconds``: media time after connecting, from 1 to MAX_SECONDS."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 1 <= value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_SECONDS:g} seconds, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the call, print the report; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--seconds",
-        type=seconds_arg,
+        type=number(1, MAX_SECONDS, "seconds"),
         default=3.0,
         help=f"media time after connecting (default: %(default)g, at most {MAX_SECONDS:g})",
     )
