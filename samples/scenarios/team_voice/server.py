@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
-import os
 import re
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from channels import ChannelError, Match, require_access
+from channels import Match, require_access
 from forward import PacketTrack, TalkerRouter, intercept_rtp
-from tokens import ROLES, Grant, TokenError, check_name, issue_token, new_secret, verify_token
+from tokens import ROLES, Grant, TokenError, check_name, issue_token, verify_token
 
 from rtclab.loopback import (
     check_loopback_sdp,
@@ -39,7 +36,7 @@ from rtclab.loopback import (
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.ratelimit import RateLimiter
+from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
 
 __all__ = ["Limits", "VoiceServer", "make_app"]
 
@@ -48,32 +45,10 @@ BACKEND_KEY_ENV = "TEAM_VOICE_BACKEND_KEY"  # what the game backend presents to 
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Every size and rate the server enforces.
+class Limits(RequestLimits):
+    """The body size and request rates of every server (rtclab.service), and how many matches this one holds."""
 
-    Attributes:
-        max_body_bytes: Largest request body (an offer with a few audio sections is a few KB).
-        burst: Requests a user (or, before authentication, an address) may send at once.
-        per_second: Sustained requests per second after the burst.
-        max_matches: Matches one server holds.
-    """
-
-    max_body_bytes: int = 16 * 1024
-    burst: int = 20
-    per_second: float = 10.0
     max_matches: int = 200
-
-
-class Refused(Exception):
-    """A request refused with an HTTP status and a message."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 @dataclass
@@ -115,8 +90,7 @@ class VoiceServer:
         self.matches: dict[str, Match] = {}
         self.routers: dict[tuple[str, str], TalkerRouter] = {}
         self.sessions: dict[tuple[str, str, str], Session] = {}
-        self.users = RateLimiter(limits.burst, limits.per_second)
-        self.strangers = RateLimiter(limits.burst, limits.per_second)
+        self.throttle = Throttle(limits)
         self.refused = 0
         self.rejoins = 0
         self._selector: asyncio.Task[None] | None = None
@@ -125,69 +99,38 @@ class VoiceServer:
 
     # --8<-- [start:guard]
     @web.middleware
-    async def guard(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable]
-    ) -> web.StreamResponse:
-        """Authenticate, rate-limit and turn every refusal into a 4xx JSON answer."""
-        try:
-            if request.content_length is not None and request.content_length > self.limits.max_body_bytes:
-                raise Refused(f"body larger than {self.limits.max_body_bytes} bytes", 413)
-            if request.path == "/v1/health":
-                return await handler(request)
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            is_backend = secrets.compare_digest(presented.encode(), self.backend_key.encode())
-            match = request.match_info.get("match")
-            if match is None or (is_backend and "channel" not in request.match_info):
-                if not is_backend:  # backend endpoints: matches, tokens, metrics; and muting
-                    self._limit(f"addr:{request.remote}", self.strangers)
-                    raise Refused("backend key required", 401)
-                request["grant"] = None
-                return await handler(request)
-            if not presented:
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise TokenError("missing token: send Authorization: Bearer <token>")
-            try:
-                grant = verify_token(self.secret, presented, match)
-            except TokenError:
-                self._limit(f"addr:{request.remote}", self.strangers)  # forged-token floods get 429 too
-                raise
-            self._limit(f"user:{match}/{grant.user}", self.users)
-            channel = request.match_info.get("channel")
-            if channel is not None:  # the token must open this channel before anything else happens
-                require_access(grant, channel, talking=False)
-            request["grant"] = grant
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate and rate-limit every request; what it refuses, rtclab.service answers as 4xx JSON."""
+        if request.path == "/v1/health":
             return await handler(request)
-        except (Refused, TokenError, ChannelError) as refusal:
-            self.refused += 1
-            headers = {"Retry-After": "1"} if refusal.status == 429 else {}
-            return _error(refusal.status, str(refusal), **headers)
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return _error(413, f"body larger than {self.limits.max_body_bytes} bytes")
-        except web.HTTPException as refusal:  # aiohttp's own: no such route, method not allowed
-            if refusal.status < 400:
-                raise
-            self.refused += 1
-            return _error(refusal.status, refusal.reason)
-
-    def _limit(self, key: str, limiter: RateLimiter) -> None:
-        if not limiter.allow(key):
-            raise Refused("too many requests: slow down", 429)
-
-    async def read_json(self, request: web.Request) -> dict:
-        """The request body as a JSON object, or a 4xx."""
-        if request.content_type != "application/json":
-            raise Refused("send application/json", 415)
-        raw = await request.read()  # aiohttp stops at client_max_size, chunked or not
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        is_backend = secrets.compare_digest(presented.encode(), self.backend_key.encode())
+        match = request.match_info.get("match")
+        if match is None or (is_backend and "channel" not in request.match_info):
+            if not is_backend:  # backend endpoints: matches, tokens, metrics; and muting
+                self.throttle.stranger(request)
+                raise Refused("backend key required", 401)
+            request["grant"] = None
+            return await handler(request)
+        if not presented:
+            self.throttle.stranger(request)
+            raise TokenError("missing token: send Authorization: Bearer <token>")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Refused("the body is not valid JSON", 400) from None
-        if not isinstance(body, dict):
-            raise Refused("the body must be a JSON object", 400)
-        return body
+            grant = verify_token(self.secret, presented, match)
+        except TokenError:
+            self.throttle.stranger(request)  # forged-token floods get 429 too
+            raise
+        self.throttle.user(f"user:{match}/{grant.user}")
+        channel = request.match_info.get("channel")
+        if channel is not None:  # the token must open this channel before anything else happens
+            require_access(grant, channel, talking=False)
+        request["grant"] = grant
+        return await handler(request)
 
     # --8<-- [end:guard]
+
+    def count_refusal(self) -> None:
+        self.refused += 1
 
     def match_of(self, request: web.Request) -> Match:
         match = self.matches.get(request.match_info["match"])
@@ -198,7 +141,7 @@ class VoiceServer:
     # --- backend endpoints ----------------------------------------------------------------------------
 
     async def create_match(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             teams = body.get("teams")
             if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
@@ -224,7 +167,7 @@ class VoiceServer:
         return web.json_response(match.snapshot(), status=201)
 
     async def issue(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             ttl = body.get("ttl_s", 3600)
             if not isinstance(ttl, int) or isinstance(ttl, bool):
@@ -263,7 +206,7 @@ class VoiceServer:
         grant: Grant | None = request["grant"]
         if grant is not None and grant.role != "admin":
             raise Refused("only a match admin (or the game backend) may mute", 403)
-        body = await self.read_json(request)
+        body = await read_json(request)
         muted = match.set_muted(body.get("user"), body.get("muted"))
         for (name, _), router in self.routers.items():
             if name == match.name:
@@ -294,7 +237,7 @@ class VoiceServer:
     async def join(self, request: web.Request) -> web.Response:
         match, grant = self.match_of(request), request["grant"]
         channel = match.channel(request.match_info["channel"])
-        body = await self.read_json(request)
+        body = await read_json(request)
         sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise Refused('expected {"type": "offer", "sdp": "v=0..."}', 400)
@@ -395,7 +338,8 @@ class VoiceServer:
 
 def make_app(server: VoiceServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[server.guard])
+    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
+    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/matches", server.create_match)
@@ -425,11 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             downlink = get_profile(args.profile).downlink_impairment(seed=1)
         except (ValueError, OSError, KeyError) as error:
             parser.error(f"--profile: {error}")
-    secret = bytes.fromhex(os.environ[SECRET_ENV]) if os.environ.get(SECRET_ENV) else new_secret()
-    backend_key = os.environ.get(BACKEND_KEY_ENV)
-    if not backend_key:
-        backend_key = secrets.token_urlsafe(24)
-        print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
+    secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = VoiceServer(secret, backend_key, Limits(), downlink)
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port))
     return 0

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
 import re
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -30,7 +28,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from media import ForwardRouter, Mixer, PacketTrack, intercept_rtp
 from rooms import Room, RoomError
-from tokens import ROLES, JoinToken, TokenError, check_name, issue_token, new_secret, verify_token
+from tokens import ROLES, JoinToken, TokenError, check_name, issue_token, verify_token
 
 from rtclab.jitter import AdaptiveConfig, AdaptivePlayout
 from rtclab.loopback import (
@@ -40,7 +38,7 @@ from rtclab.loopback import (
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.ratelimit import RateLimiter
+from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
 
 __all__ = ["Limits", "RoomServer", "make_app"]
 
@@ -49,24 +47,10 @@ BACKEND_KEY_ENV = "VOICE_ROOM_BACKEND_KEY"  # what the app's backend presents to
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Every size and rate the server enforces.
+class Limits(RequestLimits):
+    """The body size and request rates of every server (rtclab.service), and how many rooms this one holds."""
 
-    Attributes:
-        max_body_bytes: Largest request body (an SDP offer with a few audio sections is a few KB).
-        burst: Requests a user (or, before authentication, an address) may send at once.
-        per_second: Sustained requests per second after the burst.
-        max_rooms: Rooms one server holds.
-    """
-
-    max_body_bytes: int = 16 * 1024
-    burst: int = 20
-    per_second: float = 10.0
     max_rooms: int = 100
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 @dataclass
@@ -129,8 +113,7 @@ class RoomServer:
         self.routers: dict[str, ForwardRouter] = {}
         self.mixers: dict[str, Mixer] = {}
         self.sessions: dict[tuple[str, str], Session] = {}
-        self.users = RateLimiter(limits.burst, limits.per_second)
-        self.strangers = RateLimiter(limits.burst, limits.per_second)
+        self.throttle = Throttle(limits)
         self.refused = 0
         self._selector: asyncio.Task[None] | None = None
 
@@ -138,64 +121,36 @@ class RoomServer:
 
     # --8<-- [start:guard]
     @web.middleware
-    async def guard(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable]
-    ) -> web.StreamResponse:
-        """Authenticate, rate-limit and turn every refusal into a 4xx JSON answer."""
-        try:
-            if request.content_length is not None and request.content_length > self.limits.max_body_bytes:
-                raise RoomError(f"body larger than {self.limits.max_body_bytes} bytes", 413)
-            room = request.match_info.get("room")
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if request.path == "/v1/health":
-                return await handler(request)
-            if room is None:  # backend endpoints: create rooms, issue tokens, metrics
-                if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
-                    self._limit(f"addr:{request.remote}", self.strangers)
-                    raise RoomError("backend key required", 401)
-                return await handler(request)
-            if not presented:
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise TokenError("missing token: send Authorization: Bearer <token>")
-            try:
-                grant = verify_token(self.secret, presented, room)
-            except TokenError:
-                self._limit(f"addr:{request.remote}", self.strangers)  # forged-token floods get 429 too
-                raise
-            if (
-                room in self.rooms and grant.user in self.rooms[room].banned
-            ):  # kicked: refused before anything
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise RoomError("you were removed from this room", 403)
-            self._limit(f"user:{room}/{grant.user}", self.users)
-            request["grant"] = grant
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate and rate-limit every request; what it refuses, rtclab.service answers as 4xx JSON."""
+        room = request.match_info.get("room")
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if request.path == "/v1/health":
             return await handler(request)
-        except (RoomError, TokenError) as refusal:
-            self.refused += 1
-            headers = {"Retry-After": "1"} if refusal.status == 429 else {}
-            return _error(refusal.status, str(refusal), **headers)
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return _error(413, f"body larger than {self.limits.max_body_bytes} bytes")
-
-    def _limit(self, key: str, limiter: RateLimiter) -> None:
-        if not limiter.allow(key):
-            raise RoomError("too many requests: slow down", 429)
-
-    async def read_json(self, request: web.Request) -> dict:
-        """The request body as a JSON object, or a 4xx."""
-        if request.content_type != "application/json":
-            raise RoomError("send application/json", 415)
-        raw = await request.read()  # aiohttp stops at client_max_size, chunked or not
+        if room is None:  # backend endpoints: create rooms, issue tokens, metrics
+            if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
+                self.throttle.stranger(request)
+                raise Refused("backend key required", 401)
+            return await handler(request)
+        if not presented:
+            self.throttle.stranger(request)
+            raise TokenError("missing token: send Authorization: Bearer <token>")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise RoomError("the body is not valid JSON", 400) from None
-        if not isinstance(body, dict):
-            raise RoomError("the body must be a JSON object", 400)
-        return body
+            grant = verify_token(self.secret, presented, room)
+        except TokenError:
+            self.throttle.stranger(request)  # forged-token floods get 429 too
+            raise
+        if room in self.rooms and grant.user in self.rooms[room].banned:  # kicked: refused before anything
+            self.throttle.stranger(request)
+            raise RoomError("you were removed from this room", 403)
+        self.throttle.user(f"user:{room}/{grant.user}")
+        request["grant"] = grant
+        return await handler(request)
 
     # --8<-- [end:guard]
+
+    def count_refusal(self) -> None:
+        self.refused += 1
 
     def room_of(self, request: web.Request) -> tuple[Room, JoinToken]:
         grant: JoinToken = request["grant"]
@@ -214,7 +169,7 @@ class RoomServer:
     # --- backend endpoints ----------------------------------------------------------------------------
 
     async def create_room(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             name = check_name(body.get("room"), "room")
             room = Room(
@@ -239,7 +194,7 @@ class RoomServer:
         return web.json_response(room.snapshot(), status=201)
 
     async def issue(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             ttl = body.get("ttl_s", 3600)
             if not isinstance(ttl, int) or isinstance(ttl, bool):
@@ -279,7 +234,7 @@ class RoomServer:
     # --8<-- [start:join]
     async def join(self, request: web.Request) -> web.Response:
         room, grant = self.room_of(request)
-        body = await self.read_json(request)
+        body = await read_json(request)
         sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise RoomError('expected {"type": "offer", "sdp": "v=0..."}', 400)
@@ -361,7 +316,7 @@ class RoomServer:
     async def moderate(self, request: web.Request) -> web.Response:
         room, grant = self.member_of(request)
         action = request.match_info["action"]
-        body = await self.read_json(request)
+        body = await read_json(request)
         if action == "seat":
             member = room.set_seat(grant.user, body.get("user"), body.get("seat"))
         elif action == "mute":
@@ -416,7 +371,8 @@ async def _drain(track: object, on_frame: Callable) -> None:
 
 def make_app(server: RoomServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[server.guard])
+    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
+    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/rooms", server.create_room)
@@ -452,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             downlink = get_profile(args.profile).downlink_impairment(seed=1)
         except (ValueError, OSError) as error:
             parser.error(f"--profile: {error}")
-    secret = bytes.fromhex(os.environ[SECRET_ENV]) if os.environ.get(SECRET_ENV) else new_secret()
-    backend_key = os.environ.get(BACKEND_KEY_ENV)
-    if not backend_key:
-        backend_key = secrets.token_urlsafe(24)
-        print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
+    secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = RoomServer(secret, backend_key, Limits(), downlink, args.mixer_buffer)
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port))
     return 0
