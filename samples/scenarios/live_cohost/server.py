@@ -17,21 +17,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
 import re
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from compositor import LAYOUTS, Compositor
-from tokens import Grant, TokenError, check_name, issue_token, new_secret, verify_token
+from tokens import Grant, TokenError, check_name, issue_token, verify_token
 
+from rtclab.arguments import number
 from rtclab.loopback import (
     check_loopback_sdp,
     loopback_address,
@@ -39,7 +38,7 @@ from rtclab.loopback import (
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.ratelimit import RateLimiter
+from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
 
 __all__ = ["Limits", "LiveServer", "Refused", "Room", "make_app", "offer_sections"]
 
@@ -48,13 +47,10 @@ BACKEND_KEY_ENV = "LIVE_COHOST_BACKEND_KEY"  # what the app's backend presents t
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Every size, rate and count the server enforces.
+class Limits(RequestLimits):
+    """The body size and request rates of every server (rtclab.service), and this one's counts.
 
     Attributes:
-        max_body_bytes: Largest request body (an audio + video offer from aiortc is about 3-5 KB).
-        burst: Requests a user (or, before authentication, an address) may send at once.
-        per_second: Sustained requests per second after the burst.
         max_rooms: Rooms one server holds.
         max_viewers: Viewers one room holds (each costs one video and one audio encode here).
         invite_ttl_s: How long an invitation waits for the invitee to accept.
@@ -62,26 +58,11 @@ class Limits:
         max_invitations: Pending invitations per room.
     """
 
-    max_body_bytes: int = 16 * 1024
-    burst: int = 20
-    per_second: float = 10.0
     max_rooms: int = 100
     max_viewers: int = 50
     invite_ttl_s: float = 30.0
     cohost_ttl_s: int = 600
     max_invitations: int = 8
-
-
-class Refused(Exception):
-    """A request the server refuses, with its HTTP status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 @dataclass
@@ -190,67 +171,40 @@ class LiveServer:
         self.secret, self.backend_key, self.limits, self.fps = secret, backend_key, limits, fps
         self.rooms: dict[str, Room] = {}
         self.sessions: dict[tuple[str, str], Session] = {}
-        self.users = RateLimiter(limits.burst, limits.per_second)
-        self.strangers = RateLimiter(limits.burst, limits.per_second)
+        self.throttle = Throttle(limits)
         self.refused = 0
 
     # --- requests: authentication, rate limit, body ---------------------------------------------------
 
     # --8<-- [start:guard]
     @web.middleware
-    async def guard(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable]
-    ) -> web.StreamResponse:
-        """Authenticate, rate-limit and turn every refusal into a 4xx JSON answer."""
-        try:
-            if request.content_length is not None and request.content_length > self.limits.max_body_bytes:
-                raise Refused(f"body larger than {self.limits.max_body_bytes} bytes", 413)
-            room = request.match_info.get("room")
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if request.path == "/v1/health":
-                return await handler(request)
-            if room is None:  # backend endpoints: create rooms, issue tokens, metrics
-                if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
-                    self._limit(f"addr:{request.remote}", self.strangers)
-                    raise Refused("backend key required", 401)
-                return await handler(request)
-            if not presented:
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise TokenError("missing token: send Authorization: Bearer <token>")
-            try:
-                grant = verify_token(self.secret, presented, room)
-            except TokenError:
-                self._limit(f"addr:{request.remote}", self.strangers)  # forged-token floods get 429 too
-                raise
-            self._limit(f"user:{room}/{grant.user}", self.users)
-            request["grant"] = grant
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate and rate-limit every request; what it refuses, rtclab.service answers as 4xx JSON."""
+        room = request.match_info.get("room")
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if request.path == "/v1/health":
             return await handler(request)
-        except (Refused, TokenError) as refusal:
-            self.refused += 1
-            headers = {"Retry-After": "1"} if refusal.status == 429 else {}
-            return _error(refusal.status, str(refusal), **headers)
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return _error(413, f"body larger than {self.limits.max_body_bytes} bytes")
+        if room is None:  # backend endpoints: create rooms, issue tokens, metrics
+            if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
+                self.throttle.stranger(request)
+                raise Refused("backend key required", 401)
+            return await handler(request)
+        if not presented:
+            self.throttle.stranger(request)
+            raise TokenError("missing token: send Authorization: Bearer <token>")
+        try:
+            grant = verify_token(self.secret, presented, room)
+        except TokenError:
+            self.throttle.stranger(request)  # forged-token floods get 429 too
+            raise
+        self.throttle.user(f"user:{room}/{grant.user}")
+        request["grant"] = grant
+        return await handler(request)
 
     # --8<-- [end:guard]
 
-    def _limit(self, key: str, limiter: RateLimiter) -> None:
-        if not limiter.allow(key):
-            raise Refused("too many requests: slow down", 429)
-
-    async def read_json(self, request: web.Request) -> dict:
-        """The request body as a JSON object, or a 4xx."""
-        if request.content_type != "application/json":
-            raise Refused("send application/json", 415)
-        raw = await request.read()  # aiohttp stops at client_max_size, chunked or not
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Refused("the body is not valid JSON", 400) from None
-        if not isinstance(body, dict):
-            raise Refused("the body must be a JSON object", 400)
-        return body
+    def count_refusal(self) -> None:
+        self.refused += 1
 
     def room_of(self, request: web.Request) -> tuple[Room, Grant]:
         grant: Grant = request["grant"]
@@ -262,7 +216,7 @@ class LiveServer:
     # --- backend endpoints ----------------------------------------------------------------------------
 
     async def create_room(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             name = check_name(body.get("room"), "room")
         except ValueError as error:
@@ -279,7 +233,7 @@ class LiveServer:
         return web.json_response(room.snapshot(""), status=201)
 
     async def issue(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         role = body.get("role")
         if role == "cohost":
             raise Refused("co-host tokens come only from an accepted invitation", 400)
@@ -318,7 +272,7 @@ class LiveServer:
     async def invite(self, request: web.Request) -> web.Response:
         """The host invites a viewer onto the stage; the invitation waits ``invite_ttl_s`` for an accept."""
         room, grant = self.room_of(request)
-        user = check_invite(grant, room, (await self.read_json(request)).get("user"), self.limits)
+        user = check_invite(grant, room, (await read_json(request)).get("user"), self.limits)
         room.invited[user] = time.monotonic() + self.limits.invite_ttl_s
         return web.json_response({"invited": user, "expires_in_s": self.limits.invite_ttl_s}, status=202)
 
@@ -338,7 +292,7 @@ class LiveServer:
         room, grant = self.room_of(request)
         if grant.role != "host" or room.host != grant.user:
             raise Refused("only the live host removes a co-host", 403)
-        user = (await self.read_json(request)).get("user")
+        user = (await read_json(request)).get("user")
         if user is None or user != room.cohost:
             raise Refused("that user is not the co-host", 404)
         room.cohost = None
@@ -361,7 +315,7 @@ class LiveServer:
         """Publish (host, co-host) or watch (anyone with a token for the room): an offer in, an answer out."""
         room, grant = self.room_of(request)
         action = request.match_info["action"]
-        body = await self.read_json(request)
+        body = await read_json(request)
         sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise Refused('expected {"type": "offer", "sdp": "v=0..."}', 400)
@@ -442,7 +396,8 @@ async def _drain(track: MediaStreamTrack, user: str, on_frame: Callable[[str, ob
 
 def make_app(server: LiveServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[server.guard])
+    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
+    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/rooms", server.create_room)
@@ -457,29 +412,15 @@ def make_app(server: LiveServer) -> web.Application:
     return app
 
 
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= 30:
-        raise argparse.ArgumentTypeError("must be between 1 and 30")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the co-host live media server on loopback.")
     parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
-    parser.add_argument("--fps", type=_fps, default=15.0, help="composite frame rate (default 15)")
+    parser.add_argument("--fps", type=number(1, 30), default=15.0, help="composite frame rate (default 15)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
-    secret = bytes.fromhex(os.environ[SECRET_ENV]) if os.environ.get(SECRET_ENV) else new_secret()
-    backend_key = os.environ.get(BACKEND_KEY_ENV)
-    if not backend_key:
-        backend_key = secrets.token_urlsafe(24)
-        print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
+    secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = LiveServer(secret, backend_key, Limits(), args.fps)
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port, shutdown_timeout=1))
     return 0

@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from tokens import Grant, TokenError, issue_token, verify_token
 
 from rtclab.loopback import check_loopback_sdp, loopback_address, serve_until_stopped
-from rtclab.ratelimit import RateLimiter
+from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
 
 __all__ = ["Call", "Limits", "Matchmaker", "make_app"]
 
@@ -38,32 +35,18 @@ SENDERS = {"offer": "caller", "answer": "callee", "accept": "callee", "hangup": 
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Every size, rate and wait the server enforces.
+class Limits(RequestLimits):
+    """The body size and request rates of every server (rtclab.service), and this one's queues and waits.
 
     Attributes:
-        max_body_bytes: Largest request body (an audio + video offer from aiortc is about 3-5 KB).
-        burst: Requests a user (or, before authentication, an address) may send at once.
-        per_second: Sustained requests per second after the burst.
         mailbox: Messages waiting for one user before the sender gets 429.
         max_wait_s: Longest long poll (match or next message).
         max_calls: Calls one server holds at once.
     """
 
-    max_body_bytes: int = 16 * 1024
-    burst: int = 20
-    per_second: float = 10.0
     mailbox: int = 16
     max_wait_s: float = 10.0
     max_calls: int = 1000
-
-
-class Refused(Exception):
-    """A request the server refuses, with its HTTP status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -119,10 +102,6 @@ def check_message(call: Call, user: str, body: dict, max_sdp: int) -> dict:
 # --8<-- [end:rules]
 
 
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
 class Matchmaker:
     """The waiting queue, the calls of this process, and the rules around them."""
 
@@ -131,65 +110,38 @@ class Matchmaker:
         self.waiting: dict[str, asyncio.Future] = {}  # user -> future of their match (insertion order)
         self.calls: dict[str, Call] = {}
         self.in_call: dict[str, str] = {}  # user -> call id
-        self.users = RateLimiter(limits.burst, limits.per_second)
-        self.strangers = RateLimiter(limits.burst, limits.per_second)
+        self.throttle = Throttle(limits)
         self.refused = 0
         self.delivered = 0
 
     # --8<-- [start:guard]
     @web.middleware
-    async def guard(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable]
-    ) -> web.StreamResponse:
-        """Authenticate, rate-limit and turn every refusal into a 4xx JSON answer."""
-        try:
-            if request.content_length is not None and request.content_length > self.limits.max_body_bytes:
-                raise Refused(f"body larger than {self.limits.max_body_bytes} bytes", 413)
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if request.path == "/v1/health":
-                return await handler(request)
-            if request.path in ("/v1/tokens", "/v1/metrics"):  # the app's backend only
-                if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
-                    self._limit(f"addr:{request.remote}", self.strangers)
-                    raise Refused("backend key required", 401)
-                return await handler(request)
-            if not presented:
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise TokenError("missing token: send Authorization: Bearer <token>")
-            try:
-                grant = verify_token(self.secret, presented)
-            except TokenError:
-                self._limit(f"addr:{request.remote}", self.strangers)  # forged-token floods get 429 too
-                raise
-            self._limit(f"user:{grant.user}", self.users)
-            request["grant"] = grant
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Authenticate and rate-limit every request; what it refuses, rtclab.service answers as 4xx JSON."""
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if request.path == "/v1/health":
             return await handler(request)
-        except (Refused, TokenError) as refusal:
-            self.refused += 1
-            headers = {"Retry-After": "1"} if refusal.status == 429 else {}
-            return _error(refusal.status, str(refusal), **headers)
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return _error(413, f"body larger than {self.limits.max_body_bytes} bytes")
+        if request.path in ("/v1/tokens", "/v1/metrics"):  # the app's backend only
+            if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
+                self.throttle.stranger(request)
+                raise Refused("backend key required", 401)
+            return await handler(request)
+        if not presented:
+            self.throttle.stranger(request)
+            raise TokenError("missing token: send Authorization: Bearer <token>")
+        try:
+            grant = verify_token(self.secret, presented)
+        except TokenError:
+            self.throttle.stranger(request)  # forged-token floods get 429 too
+            raise
+        self.throttle.user(f"user:{grant.user}")
+        request["grant"] = grant
+        return await handler(request)
 
     # --8<-- [end:guard]
 
-    def _limit(self, key: str, limiter: RateLimiter) -> None:
-        if not limiter.allow(key):
-            raise Refused("too many requests: slow down", 429)
-
-    async def read_json(self, request: web.Request) -> dict:
-        """The request body as a JSON object, or a 4xx."""
-        if request.content_type != "application/json":
-            raise Refused("send application/json", 415)
-        raw = await request.read()  # aiohttp stops at client_max_size, chunked or not
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Refused("the body is not valid JSON", 400) from None
-        if not isinstance(body, dict):
-            raise Refused("the body must be a JSON object", 400)
-        return body
+    def count_refusal(self) -> None:
+        self.refused += 1
 
     def _wait_s(self, value: object) -> float:
         if value is None:
@@ -205,7 +157,7 @@ class Matchmaker:
     # --- backend endpoints ----------------------------------------------------------------------------
 
     async def issue(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             token = issue_token(self.secret, body.get("user"), body.get("ttl_s", 3600))
         except (ValueError, TypeError) as error:
@@ -231,7 +183,7 @@ class Matchmaker:
     async def match(self, request: web.Request) -> web.Response:
         """Pair the caller with whoever has waited longest; or wait (long poll) to be paired."""
         grant: Grant = request["grant"]
-        wait = self._wait_s((await self.read_json(request)).get("wait_s"))
+        wait = self._wait_s((await read_json(request)).get("wait_s"))
         user = grant.user
         if user in self.in_call:
             raise Refused("you are already in a call: hang up first", 409)
@@ -277,7 +229,7 @@ class Matchmaker:
 
     async def send(self, request: web.Request) -> web.Response:
         call, user = self.call_of(request)
-        body = await self.read_json(request)
+        body = await read_json(request)
         message = check_message(call, user, body, self.limits.max_body_bytes)
         box = call.mailboxes[call.peer_of(user)]
         if box.full():
@@ -314,7 +266,8 @@ class Matchmaker:
 
 def make_app(server: Matchmaker) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[server.guard])
+    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
+    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/tokens", server.issue)
@@ -332,11 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
-    secret = bytes.fromhex(os.environ[SECRET_ENV]) if os.environ.get(SECRET_ENV) else secrets.token_bytes(32)
-    backend_key = os.environ.get(BACKEND_KEY_ENV)
-    if not backend_key:
-        backend_key = secrets.token_urlsafe(24)
-        print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
+    secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = Matchmaker(secret, backend_key, Limits())
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port, shutdown_timeout=1))
     return 0

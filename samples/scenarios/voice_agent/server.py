@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,7 +29,7 @@ from llm_standin import LABEL, StandIn, start
 from tokens import TokenError, issue_token, verify_token
 
 from rtclab.loopback import loopback_address, serve_until_stopped
-from rtclab.ratelimit import RateLimiter
+from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
 
 __all__ = ["AgentServer", "Limits", "make_app"]
 
@@ -39,86 +38,59 @@ BACKEND_KEY_ENV = "VOICE_AGENT_BACKEND_KEY"
 PAGE = Path(__file__).with_name("page.html")
 
 
-class Refusal(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+@dataclass(frozen=True)
+class Limits(RequestLimits):
+    """The body size and request rates of every server (rtclab.service), and at most ``max_sessions`` agents at
+    a time."""
+
+    max_body_bytes: int = 32 * 1024
+    max_sessions: int = 20
 
 
-class Limits:
-    """Sizes and rates: a body of at most ``max_body_bytes`` (an audio-only offer is a few KB), ``burst``
-    requests at once then ``per_second``, and at most ``max_sessions`` agents at a time."""
-
-    max_body_bytes = 32 * 1024
-    burst = 20
-    per_second = 10.0
-    max_sessions = 20
+LIMITS = Limits()
 
 
 class AgentServer:
     def __init__(self, secret: bytes, backend_key: str, config: AgentConfig) -> None:
         self.secret, self.backend_key, self.config = secret, backend_key, config
         self.agents: dict[str, Agent] = {}
-        self.users = RateLimiter(Limits.burst, Limits.per_second)
-        self.strangers = RateLimiter(Limits.burst, Limits.per_second)
+        self.throttle = Throttle(LIMITS)
         self.refused = 0
 
     # --8<-- [start:guard]
     @web.middleware
-    async def guard(self, request: web.Request, handler) -> web.StreamResponse:
-        """Size, token, role and rate checks; every refusal becomes a 4xx JSON answer."""
-        try:
-            if request.content_length is not None and request.content_length > Limits.max_body_bytes:
-                raise Refusal(f"body larger than {Limits.max_body_bytes} bytes", 413)
-            if request.path in ("/", "/v1/health"):
-                return await handler(request)
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            session = request.match_info.get("session")
-            if session is None:  # backend endpoint: tokens
-                if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
-                    self._limit(f"addr:{request.remote}", self.strangers)
-                    raise Refusal("backend key required", 401)
-                return await handler(request)
-            if not presented:
-                self._limit(f"addr:{request.remote}", self.strangers)
-                raise Refusal("missing token: send Authorization: Bearer <token>", 401)
-            try:
-                grant = verify_token(self.secret, presented, session)
-            except TokenError:
-                self._limit(f"addr:{request.remote}", self.strangers)  # forged-token floods get 429 too
-                raise
-            self._limit(f"user:{session}/{grant.user}", self.users)
-            request["grant"] = grant
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Token, role and rate checks; what it refuses, rtclab.service answers as 4xx JSON."""
+        if request.path in ("/", "/v1/health"):
             return await handler(request)
-        except (Refusal, TokenError) as refusal:
-            self.refused += 1
-            headers = {"Retry-After": "1"} if refusal.status == 429 else {}
-            return web.json_response({"error": str(refusal)}, status=refusal.status, headers=headers)
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return web.json_response({"error": f"body larger than {Limits.max_body_bytes} bytes"}, status=413)
-
-    def _limit(self, key: str, limiter: RateLimiter) -> None:
-        if not limiter.allow(key):
-            raise Refusal("too many requests: slow down", 429)
-
-    async def read_json(self, request: web.Request) -> dict:
-        if request.content_type != "application/json":
-            raise Refusal("send application/json", 415)
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        session = request.match_info.get("session")
+        if session is None:  # backend endpoint: tokens
+            if not secrets.compare_digest(presented.encode(), self.backend_key.encode()):
+                self.throttle.stranger(request)
+                raise Refused("backend key required", 401)
+            return await handler(request)
+        if not presented:
+            self.throttle.stranger(request)
+            raise Refused("missing token: send Authorization: Bearer <token>", 401)
         try:
-            body = json.loads(await request.read())  # read() stops at client_max_size, chunked or not
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Refusal("the body is not valid JSON", 400) from None
-        if not isinstance(body, dict):
-            raise Refusal("the body must be a JSON object", 400)
-        return body
+            grant = verify_token(self.secret, presented, session)
+        except TokenError:
+            self.throttle.stranger(request)  # forged-token floods get 429 too
+            raise
+        self.throttle.user(f"user:{session}/{grant.user}")
+        request["grant"] = grant
+        return await handler(request)
 
     # --8<-- [end:guard]
+
+    def count_refusal(self) -> None:
+        self.refused += 1
 
     def require(self, request: web.Request, *roles: str):
         grant = request["grant"]
         if grant.role not in roles:
-            raise Refusal(f"a {grant.role} token cannot do this", 403)
+            raise Refused(f"a {grant.role} token cannot do this", 403)
         return grant
 
     async def health(self, request: web.Request) -> web.Response:
@@ -128,34 +100,34 @@ class AgentServer:
         return web.Response(text=PAGE.read_text(encoding="utf-8"), content_type="text/html")
 
     async def issue(self, request: web.Request) -> web.Response:
-        body = await self.read_json(request)
+        body = await read_json(request)
         try:
             ttl = body.get("ttl_s", 600)
             if not isinstance(ttl, int) or isinstance(ttl, bool):
                 raise ValueError("ttl_s must be an integer")
             token = issue_token(self.secret, body.get("session"), body.get("user"), body.get("role"), ttl)
         except (ValueError, TypeError) as error:
-            raise Refusal(str(error), 400) from None
+            raise Refused(str(error), 400) from None
         return web.json_response({"token": token})
 
     # --8<-- [start:offer]
     async def offer(self, request: web.Request) -> web.Response:
         grant = self.require(request, "caller")
-        body = await self.read_json(request)
+        body = await read_json(request)
         sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
-            raise Refusal('expected {"type": "offer", "sdp": "v=0..."}', 400)
+            raise Refused('expected {"type": "offer", "sdp": "v=0..."}', 400)
         if grant.session in self.agents:
-            raise Refusal("this session already has an agent in a call", 409)
-        if len(self.agents) >= Limits.max_sessions:
-            raise Refusal("the server is full", 429)
+            raise Refused("this session already has an agent in a call", 409)
+        if len(self.agents) >= LIMITS.max_sessions:
+            raise Refused("the server is full", 429)
         agent = self.agents[grant.session] = Agent(self.config)
         try:
             answer = await agent.answer(sdp)
         except Exception as error:  # a bad SDP: refuse it, keep serving
             self.agents.pop(grant.session, None)
             await agent.close()
-            raise Refusal(
+            raise Refused(
                 f"cannot negotiate this offer: {str(error)[:120] or type(error).__name__}", 422
             ) from None
 
@@ -173,14 +145,14 @@ class AgentServer:
         grant = self.require(request, "caller", "observer")
         agent = self.agents.get(grant.session)
         if agent is None:
-            raise Refusal("no agent in this session", 404)
+            raise Refused("no agent in this session", 404)
         return web.json_response(agent.report())
 
     async def hangup(self, request: web.Request) -> web.Response:
         grant = self.require(request, "caller")
         agent = self.agents.pop(grant.session, None)
         if agent is None:
-            raise Refusal("no agent in this session", 404)
+            raise Refused("no agent in this session", 404)
         report = agent.report()
         await agent.close()
         return web.json_response(report)
@@ -191,7 +163,8 @@ class AgentServer:
 
 
 def make_app(server: AgentServer) -> web.Application:
-    app = web.Application(client_max_size=Limits.max_body_bytes, middlewares=[server.guard])
+    refusals = json_refusals(LIMITS, on_refusal=server.count_refusal)
+    app = web.Application(client_max_size=LIMITS.max_body_bytes, middlewares=[refusals, server.guard])
     app.router.add_get("/", server.page)
     app.router.add_get("/v1/health", server.health)
     app.router.add_post("/v1/tokens", server.issue)
@@ -290,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     check_agent_options(parser, args)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be 0-65535")
-    secret = bytes.fromhex(os.environ[SECRET_ENV]) if os.environ.get(SECRET_ENV) else secrets.token_bytes(32)
-    backend_key = os.environ.get(BACKEND_KEY_ENV) or secrets.token_urlsafe(24)
-    if not os.environ.get(BACKEND_KEY_ENV):
-        print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
+    secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     asyncio.run(serve(args, secret, backend_key))
     return 0
 
