@@ -27,7 +27,8 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from rtclab.loopback import loopback_address, serve_until_stopped
+from rtclab.loopback import serve_until_stopped
+from rtclab.service import add_bind_options
 
 TOKEN_ENV = "RTCSTATS_TOKEN"
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what rtcstats-server accepts, and safe as a file name
@@ -140,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Store rtcstats traces sent over WebSocket, one file per session."
     )
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     parser.add_argument("--out", type=Path, default=Path("rtcstats-dumps"), help="folder for the dump files")
     parser.add_argument("--token-file", type=Path, help=f"file holding the token (else ${TOKEN_ENV})")
     parser.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")

@@ -14,6 +14,7 @@ two secrets it reads from its environment. A server keeps only its own rules: wh
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from rtclab.arguments import whole_number
+from rtclab.loopback import loopback_address
 from rtclab.ratelimit import RateLimiter
 
 __all__ = [
@@ -29,7 +32,9 @@ __all__ = [
     "Refused",
     "RequestLimits",
     "Throttle",
+    "add_bind_options",
     "error_response",
+    "guarded_app",
     "json_refusals",
     "read_json",
     "server_secrets",
@@ -116,6 +121,22 @@ def json_refusals(limits: RequestLimits, on_refusal: Callable[[], None] = lambda
             return error_response(status, str(refusal), **headers)
 
     return middleware
+
+
+def guarded_app(
+    limits: RequestLimits, guard: Callable, on_refusal: Callable[[], None] = lambda: None
+) -> web.Application:
+    """An aiohttp application whose requests pass `json_refusals`, then the server's own `guard` middleware."""
+    return web.Application(
+        client_max_size=limits.max_body_bytes,  # aiohttp's own stop for chunked bodies
+        middlewares=[json_refusals(limits, on_refusal), guard],
+    )
+
+
+def add_bind_options(parser: argparse.ArgumentParser) -> None:
+    """``--host`` (a loopback address only, 127.0.0.1 by default) and ``--port`` (0: any free port)."""
+    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=whole_number(0, 65535), default=0, help="port (0: any free port)")
 
 
 async def read_json(request: web.Request) -> dict:

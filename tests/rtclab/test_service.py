@@ -143,3 +143,20 @@ def test_a_secret_that_is_not_hex_is_one_line(monkeypatch):
     monkeypatch.setenv("DEMO_SECRET", "not hex")
     with pytest.raises(SystemExit, match=r"^error: DEMO_SECRET must be hex"):
         server_secrets("DEMO_SECRET", "DEMO_BACKEND_KEY")
+
+
+def test_a_server_binds_loopback_only_and_a_port_in_range(capsys):
+    import argparse
+
+    from rtclab.service import add_bind_options
+
+    parser = argparse.ArgumentParser(prog="server.py")
+    add_bind_options(parser)
+    assert vars(parser.parse_args([])) == {"host": "127.0.0.1", "port": 0}
+    for argv, message in (
+        (["--port", "70000"], "argument --port: must be from 0 to 65535, got 70000"),
+        (["--host", "0.0.0.0"], "argument --host:"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

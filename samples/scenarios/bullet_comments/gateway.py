@@ -36,8 +36,9 @@ from moderation import Moderator, load_moderator, with_deadline
 from redis.exceptions import RedisError
 from tokens import CLOSE_UNAUTHORIZED, TokenError, ViewerGrant, close_code, verify_token
 
-from rtclab.loopback import loopback_address, serve_until_stopped
+from rtclab.loopback import serve_until_stopped
 from rtclab.ratelimit import RateLimiter
+from rtclab.service import add_bind_options
 
 SECRET_ENV, REDIS_ENV, OPS_KEY_ENV = "BULLET_TOKEN_SECRET", "BULLET_REDIS_URL", "BULLET_OPS_KEY"
 CLOSE_BAD_HELLO, CLOSE_HELLO_TIMEOUT, CLOSE_TOO_MANY = 4400, 4408, 4429
@@ -357,8 +358,7 @@ def make_app(gateway: Gateway) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one bullet-comment gateway on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     parser.add_argument("--name", default="A", help="this gateway's name in acks and metrics")
     parser.add_argument(
         "--batch-ms", type=float, default=0, help="gather comments this long per frame (0: off)"
@@ -368,8 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=Limits.rate_per_s, help="comments per second per user")
     parser.add_argument("--burst", type=int, default=Limits.burst, help="comments at once per user")
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     if not 0 <= args.batch_ms <= 1000 or args.max_text < 1 or args.rate <= 0 or args.burst < 1:
         parser.error("--batch-ms 0-1000, --max-text >= 1, --rate > 0, --burst >= 1")
     if not os.environ.get(SECRET_ENV) or not os.environ.get(REDIS_ENV):

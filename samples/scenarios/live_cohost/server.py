@@ -33,12 +33,20 @@ from tokens import Grant, TokenError, check_name, issue_token, verify_token
 from rtclab.arguments import number
 from rtclab.loopback import (
     check_loopback_sdp,
-    loopback_address,
     loopback_only,
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
+from rtclab.service import (
+    Handler,
+    Refused,
+    RequestLimits,
+    Throttle,
+    add_bind_options,
+    guarded_app,
+    read_json,
+    server_secrets,
+)
 
 __all__ = ["Limits", "LiveServer", "Refused", "Room", "make_app", "offer_sections"]
 
@@ -396,8 +404,7 @@ async def _drain(track: MediaStreamTrack, user: str, on_frame: Callable[[str, ob
 
 def make_app(server: LiveServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
+    app = guarded_app(server.limits, server.guard, on_refusal=server.count_refusal)
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/rooms", server.create_room)
@@ -414,12 +421,9 @@ def make_app(server: LiveServer) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the co-host live media server on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     parser.add_argument("--fps", type=number(1, 30), default=15.0, help="composite frame rate (default 15)")
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = LiveServer(secret, backend_key, Limits(), args.fps)
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port, shutdown_timeout=1))

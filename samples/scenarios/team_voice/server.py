@@ -31,12 +31,20 @@ from tokens import ROLES, Grant, TokenError, check_name, issue_token, verify_tok
 
 from rtclab.loopback import (
     check_loopback_sdp,
-    loopback_address,
     loopback_only,
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
+from rtclab.service import (
+    Handler,
+    Refused,
+    RequestLimits,
+    Throttle,
+    add_bind_options,
+    guarded_app,
+    read_json,
+    server_secrets,
+)
 
 __all__ = ["Limits", "VoiceServer", "make_app"]
 
@@ -338,8 +346,7 @@ class VoiceServer:
 
 def make_app(server: VoiceServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
+    app = guarded_app(server.limits, server.guard, on_refusal=server.count_refusal)
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/matches", server.create_match)
@@ -355,12 +362,9 @@ def make_app(server: VoiceServer) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the team voice server on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     parser.add_argument("--profile", help="lab only: impair everything the server sends (an rtclab profile)")
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     downlink = None
     if args.profile:
         from rtclab.profiles import get_profile

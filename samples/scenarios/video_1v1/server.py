@@ -23,8 +23,17 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from tokens import Grant, TokenError, issue_token, verify_token
 
-from rtclab.loopback import check_loopback_sdp, loopback_address, serve_until_stopped
-from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
+from rtclab.loopback import check_loopback_sdp, serve_until_stopped
+from rtclab.service import (
+    Handler,
+    Refused,
+    RequestLimits,
+    Throttle,
+    add_bind_options,
+    guarded_app,
+    read_json,
+    server_secrets,
+)
 
 __all__ = ["Call", "Limits", "Matchmaker", "make_app"]
 
@@ -266,8 +275,7 @@ class Matchmaker:
 
 def make_app(server: Matchmaker) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
+    app = guarded_app(server.limits, server.guard, on_refusal=server.count_refusal)
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/tokens", server.issue)
@@ -280,11 +288,8 @@ def make_app(server: Matchmaker) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the 1v1 matchmaking and signaling server on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     server = Matchmaker(secret, backend_key, Limits())
     asyncio.run(serve_until_stopped(make_app(server), args.host, args.port, shutdown_timeout=1))

@@ -28,8 +28,17 @@ from aiohttp import web
 from llm_standin import LABEL, StandIn, start
 from tokens import TokenError, issue_token, verify_token
 
-from rtclab.loopback import loopback_address, serve_until_stopped
-from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
+from rtclab.loopback import serve_until_stopped
+from rtclab.service import (
+    Handler,
+    Refused,
+    RequestLimits,
+    Throttle,
+    add_bind_options,
+    guarded_app,
+    read_json,
+    server_secrets,
+)
 
 __all__ = ["AgentServer", "Limits", "make_app"]
 
@@ -163,8 +172,7 @@ class AgentServer:
 
 
 def make_app(server: AgentServer) -> web.Application:
-    refusals = json_refusals(LIMITS, on_refusal=server.count_refusal)
-    app = web.Application(client_max_size=LIMITS.max_body_bytes, middlewares=[refusals, server.guard])
+    app = guarded_app(LIMITS, server.guard, on_refusal=server.count_refusal)
     app.router.add_get("/", server.page)
     app.router.add_get("/v1/health", server.health)
     app.router.add_post("/v1/tokens", server.issue)
@@ -256,13 +264,10 @@ def check_agent_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the voice agent service on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     add_agent_options(parser)
     args = parser.parse_args(argv)
     check_agent_options(parser, args)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     secret, backend_key = server_secrets(SECRET_ENV, BACKEND_KEY_ENV)
     asyncio.run(serve(args, secret, backend_key))
     return 0

@@ -33,12 +33,20 @@ from tokens import ROLES, JoinToken, TokenError, check_name, issue_token, verify
 from rtclab.jitter import AdaptiveConfig, AdaptivePlayout
 from rtclab.loopback import (
     check_loopback_sdp,
-    loopback_address,
     loopback_only,
     rtc_configuration,
     serve_until_stopped,
 )
-from rtclab.service import Handler, Refused, RequestLimits, Throttle, json_refusals, read_json, server_secrets
+from rtclab.service import (
+    Handler,
+    Refused,
+    RequestLimits,
+    Throttle,
+    add_bind_options,
+    guarded_app,
+    read_json,
+    server_secrets,
+)
 
 __all__ = ["Limits", "RoomServer", "make_app"]
 
@@ -371,8 +379,7 @@ async def _drain(track: object, on_frame: Callable) -> None:
 
 def make_app(server: RoomServer) -> web.Application:
     """The HTTP API of ``server``; bind it to 127.0.0.1."""
-    refusals = json_refusals(server.limits, on_refusal=server.count_refusal)
-    app = web.Application(client_max_size=server.limits.max_body_bytes, middlewares=[refusals, server.guard])
+    app = guarded_app(server.limits, server.guard, on_refusal=server.count_refusal)
     app.router.add_get("/v1/health", server.health)
     app.router.add_get("/v1/metrics", server.metrics)
     app.router.add_post("/v1/rooms", server.create_room)
@@ -388,8 +395,7 @@ def make_app(server: RoomServer) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the voice room server on loopback.")
-    parser.add_argument("--host", type=loopback_address, default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_bind_options(parser)
     parser.add_argument("--profile", help="lab only: impair everything the server sends (an rtclab profile)")
     parser.add_argument(
         "--mixer-buffer",
@@ -398,8 +404,6 @@ def main(argv: list[str] | None = None) -> int:
         help="mix mode: how speakers' audio is buffered before the mix (aiortc's fixed buffer adds 80 ms)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error("--port must be 0-65535")
     downlink = None
     if args.profile:
         from rtclab.profiles import get_profile
