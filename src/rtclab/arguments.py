@@ -19,6 +19,11 @@ __all__ = ["number", "whole_number"]
 T = TypeVar("T", int, float)
 
 
+def _shown(value: float) -> str:
+    """2147483648 as it is, 0.25 as 0.25 (``:g`` alone would write 2.14748e+09)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _in_range(read: Callable[[str], T], what: str, low: float, high: float, unit: str) -> Callable[[str], T]:
     def parse(text: str) -> T:
         try:
@@ -26,7 +31,7 @@ def _in_range(read: Callable[[str], T], what: str, low: float, high: float, unit
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
         if not (math.isfinite(value) and low <= value <= high):
-            within = f"from {low:g} to {high:g}{f' {unit}' if unit else ''}"
+            within = f"from {_shown(low)} to {_shown(high)}{f' {unit}' if unit else ''}"
             raise argparse.ArgumentTypeError(f"must be {within}, got {text}")
         return value
 

@@ -20,8 +20,9 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from rtclab.arguments import whole_number
 from rtclab.loopback import loopback_address
@@ -29,6 +30,7 @@ from rtclab.ratelimit import RateLimiter
 
 __all__ = [
     "Handler",
+    "JsonClient",
     "Refused",
     "RequestLimits",
     "Throttle",
@@ -168,3 +170,32 @@ def server_secrets(secret_env: str, backend_key_env: str) -> tuple[bytes, str]:
         backend_key = secrets.token_urlsafe(24)
         print(f"backend key (send as Authorization: Bearer ...): {backend_key}", flush=True)
     return secret, backend_key
+
+
+class JsonClient:
+    """HTTP calls to a scenario server, as its clients and the app's backend make them: every answer comes back as
+    (status, JSON object); an answer that is not JSON as ``{"error": <its first 200 characters>}``.
+
+    `raw` sends bytes as they are (labelled JSON), for the tests and the hostile-input runs."""
+
+    def __init__(self, http: ClientSession, base_url: str, backend_key: str) -> None:
+        self.http, self.base_url, self.backend_key = http, base_url, backend_key
+
+    async def call(
+        self, method: str, path: str, *, token: str | None = None, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        if raw is not None:
+            headers["Content-Type"] = "application/json"
+        async with self.http.request(
+            method, self.base_url + path, headers=headers, json=body if raw is None else None, data=raw
+        ) as response:
+            try:
+                data = await response.json(content_type=None)
+            except ValueError:
+                data = {"error": (await response.text())[:200]}
+            return response.status, data if isinstance(data, dict) else {"body": data}
+
+    async def backend(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
+        """A call with the backend key: what the app's own server does, never a client."""
+        return await self.call(method, path, token=self.backend_key, body=body)

@@ -16,6 +16,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def test_a_large_whole_number_range_is_written_out(capsys):
+    parser = argparse.ArgumentParser(prog="sample.py")
+    parser.add_argument("--seed", type=whole_number(0, 2**31 - 1))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--seed", "-1"])
+    assert "must be from 0 to 2147483647, got -1" in capsys.readouterr().err
+
+
 def test_values_in_range_are_read_with_their_ends_included():
     args = parser().parse_args(["--seconds", "60", "--delay-ms", "0"])
     assert (args.seconds, args.delay_ms) == (60, 0.0)

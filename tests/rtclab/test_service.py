@@ -160,3 +160,40 @@ def test_a_server_binds_loopback_only_and_a_port_in_range(capsys):
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(argv)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_client_gets_status_and_a_json_object_whatever_the_server_answers():
+    from rtclab.service import JsonClient
+
+    async def run() -> list[tuple[int, dict]]:
+        async def an_object(request: web.Request) -> web.Response:
+            return web.json_response({"token": request.headers["Authorization"]})
+
+        async def a_list(request: web.Request) -> web.Response:
+            return web.json_response([1, 2])
+
+        async def text(request: web.Request) -> web.Response:
+            return web.Response(text="oops " * 100, status=502)
+
+        application = web.Application()
+        application.router.add_get("/object", an_object)
+        application.router.add_get("/list", a_list)
+        application.router.add_get("/text", text)
+        server = TestServer(application, host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with ClientSession() as http:
+                api = JsonClient(http, str(server.make_url("")), backend_key="k")
+                return [
+                    await api.backend("GET", "/object"),
+                    await api.call("GET", "/list"),
+                    await api.call("GET", "/text"),
+                ]
+        finally:
+            await server.close()
+
+    assert asyncio.run(run()) == [
+        (200, {"token": "Bearer k"}),
+        (200, {"body": [1, 2]}),
+        (502, {"error": ("oops " * 40)}),
+    ]

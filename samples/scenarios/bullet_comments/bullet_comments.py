@@ -39,6 +39,7 @@ from tokens import issue_token, new_secret
 from viewers import Client, Recorder, now
 from weak_link import WeakLink
 
+from rtclab.arguments import number, whole_number
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.profiles import Profile, get_profile, load_profiles
 
@@ -616,42 +617,29 @@ def write_json(path: Path, s: dict, options: Options) -> None:
 # --- main ----------------------------------------------------------------------------------------------------
 
 
-def _bounded(low: float, high: float, kind: type = int):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run two bullet-comment gateways over Redis on loopback, load them with viewers, measure."
     )
     parser.add_argument("--full", action="store_true", help="2,000 viewers for 30 s (also LMA_MODE=full)")
     parser.add_argument(
-        "--viewers", type=_bounded(10, 5000), help="viewers in the room, split over 2 gateways"
+        "--viewers", type=whole_number(10, 5000), help="viewers in the room, split over 2 gateways"
     )
-    parser.add_argument("--posters", type=_bounded(1, 1000), help="viewers who comment")
-    parser.add_argument("--rate", type=_bounded(0.01, 2.0, float), help="comments per second per poster")
-    parser.add_argument("--seconds", type=_bounded(3, 300, float), help="how long they post")
+    parser.add_argument("--posters", type=whole_number(1, 1000), help="viewers who comment")
+    parser.add_argument("--rate", type=number(0.01, 2.0), help="comments per second per poster")
+    parser.add_argument("--seconds", type=number(3, 300), help="how long they post")
+    parser.add_argument("--batch-ms", type=number(0, 1000), default=0.0, help="gateway batching window")
     parser.add_argument(
-        "--batch-ms", type=_bounded(0, 1000, float), default=0.0, help="gateway batching window"
-    )
-    parser.add_argument(
-        "--seed", type=_bounded(0, 2**31), default=1, help="seed for who posts what, and when"
+        "--seed", type=whole_number(0, 2**31), default=1, help="seed for who posts what, and when"
     )
     parser.add_argument(
         "--weak-profile",
         default="atc-2g-developing-urban",
         help="rtclab network profile of the weak viewers' link (`rtclab profiles`; 'none': no weak viewers)",
     )
-    parser.add_argument("--weak-viewers", type=_bounded(0, 200), default=20, help="viewers behind that link")
+    parser.add_argument(
+        "--weak-viewers", type=whole_number(0, 200), default=20, help="viewers behind that link"
+    )
     parser.add_argument(
         "--json", type=new_json_path, metavar="PATH", help="write the headline figures here (a new file)"
     )

@@ -25,31 +25,18 @@ from compositor import Layout
 from rtclab.impair import Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.recording import AudioRecorder
+from rtclab.service import JsonClient
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack, luma, read_frame_counter
 
 __all__ = ["Api", "Seen", "StageMember", "Viewer"]
 
 
-class Api:
-    """HTTP calls to the media server; every answer comes back as (status, JSON body)."""
+class Api(JsonClient):
+    """HTTP calls to the media server for one room; every answer comes back as (status, JSON body)."""
 
     def __init__(self, http: ClientSession, base_url: str, backend_key: str, room: str) -> None:
-        self.http, self.base_url, self.backend_key, self.room = http, base_url, backend_key, room
-
-    async def call(
-        self, method: str, path: str, *, token: str | None = None, body: Any = None, raw: bytes | None = None
-    ) -> tuple[int, dict]:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if raw is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.http.request(
-            method, self.base_url + path, headers=headers, json=body if raw is None else None, data=raw
-        ) as response:
-            try:
-                data = await response.json(content_type=None)
-            except ValueError:
-                data = {"error": (await response.text())[:200]}
-        return response.status, data if isinstance(data, dict) else {"body": data}
+        super().__init__(http, base_url, backend_key)
+        self.room = room
 
     async def room_call(
         self, action: str, token: str, body: Any = None, method: str = "POST"

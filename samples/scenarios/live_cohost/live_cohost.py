@@ -35,6 +35,7 @@ from compositor import LAYOUTS, Layout
 from measure import composite_ssim, median, percentile, picture_delays, picture_offsets, voice_delays
 from tokens import issue_token
 
+from rtclab.arguments import number, whole_number
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.profiles import get_profile, load_profiles
 
@@ -524,12 +525,6 @@ async def run(size: Size, full: bool, json_path: Path | None) -> int:
     return 0 if ok else 1
 
 
-def _viewers(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 20:
-        raise argparse.ArgumentTypeError("must be an integer from 1 to 20")
-    return int(text)
-
-
 def _cohosts(text: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     known = load_profiles()
@@ -541,16 +536,6 @@ def _cohosts(text: str) -> tuple[str, ...]:
     return names
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 2 <= value <= 120:
-        raise argparse.ArgumentTypeError("must be between 2 and 120 seconds")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Go live, bring a co-host on stage, compose both for the viewers, and measure it."
@@ -558,11 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full", action="store_true", help="more viewers and co-host networks, longer (also LMA_MODE=full)"
     )
-    parser.add_argument("--viewers", type=_viewers, help="how many viewers watch (1-20)")
+    parser.add_argument("--viewers", type=whole_number(1, 20), help="how many viewers watch (1-20)")
     parser.add_argument(
         "--cohosts", type=_cohosts, help=f"comma-separated co-host networks: '{CLEAN}' or rtclab profiles"
     )
-    parser.add_argument("--seconds", type=_seconds, help="measuring window per co-host, in seconds")
+    parser.add_argument(
+        "--seconds", type=number(2, 120, "seconds"), help="measuring window per co-host, in seconds"
+    )
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="side-by-side (default) or pip")
     parser.add_argument(
         "--json",

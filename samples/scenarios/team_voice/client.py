@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiohttp import ClientSession
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rtclab.impair import Blackout, Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.recording import AudioRecorder
+from rtclab.service import JsonClient
 
 __all__ = ["Api", "ChannelLink", "Network", "NetworkDown", "Player", "Rejoin", "watch_receive"]
 
@@ -30,30 +30,8 @@ class NetworkDown(ConnectionError):
     """The player's network is in an outage: the request never left the phone."""
 
 
-class Api:
-    """HTTP calls to the voice server; every answer comes back as (status, JSON body)."""
-
-    def __init__(self, http: ClientSession, base_url: str, backend_key: str) -> None:
-        self.http, self.base_url, self.backend_key = http, base_url, backend_key
-
-    async def call(
-        self, method: str, path: str, *, token: str | None = None, body: Any = None, raw: bytes | None = None
-    ) -> tuple[int, dict]:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if raw is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.http.request(
-            method, self.base_url + path, headers=headers, json=body if raw is None else None, data=raw
-        ) as response:
-            try:
-                data = await response.json(content_type=None)
-            except ValueError:
-                data = {"error": (await response.text())[:200]}
-            return response.status, data if isinstance(data, dict) else {"body": data}
-
-    async def backend(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
-        """A call with the backend key: what the game's servers do, never a client."""
-        return await self.call(method, path, token=self.backend_key, body=body)
+class Api(JsonClient):
+    """HTTP calls to the voice server; every answer comes back as (status, JSON body) (see rtclab.service)."""
 
 
 @dataclass

@@ -37,6 +37,7 @@ from client import Api, ChannelLink, Player, Rejoin
 from talk import TalkGate
 from tokens import issue_token
 
+from rtclab.arguments import number, whole_number
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.impair import Blackout
 from rtclab.latency import G114_TRANSPARENT_MS, mouth_to_ear_ms
@@ -543,19 +544,6 @@ def _import_scoring() -> None:
     import scipy.signal  # noqa: F401
 
 
-def _bounded(low: float, high: float, kind: type = int):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
@@ -570,12 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run in-game team voice on loopback and measure it.")
     parser.add_argument("--full", action="store_true", help="bigger channels, longer (also LMA_MODE=full)")
     parser.add_argument("--sizes", type=_sizes, help="players per channel to try, e.g. 2,4,6 (2-16 each)")
-    parser.add_argument("--seconds", type=_bounded(1, 60, float), help="measured audio per channel size")
-    parser.add_argument("--slots", type=_bounded(1, 8), help="streams each player receives (loudest talkers)")
-    parser.add_argument("--blackout", type=_bounded(1, 10, float), help="handover outage in seconds (3)")
+    parser.add_argument("--seconds", type=number(1, 60), help="measured audio per channel size")
     parser.add_argument(
-        "--dead-after", type=_bounded(0.5, 5, float), help="silence that means 'reconnect' (1.5 s)"
+        "--slots", type=whole_number(1, 8), help="streams each player receives (loudest talkers)"
     )
+    parser.add_argument("--blackout", type=number(1, 10), help="handover outage in seconds (3)")
+    parser.add_argument("--dead-after", type=number(0.5, 5), help="silence that means 'reconnect' (1.5 s)")
     parser.add_argument(
         "--profile", help="an rtclab network profile for every player's link (e.g. chrome-3g)"
     )

@@ -18,15 +18,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rtclab.impair import Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.service import JsonClient
 
 __all__ = ["Api", "User"]
 
 
-class Api:
-    """HTTP calls to the matchmaker; every answer comes back as (status, JSON body)."""
+class Api(JsonClient):
+    """HTTP calls to the matchmaker; every answer comes back as (status, JSON body) (see rtclab.service)."""
 
     def __init__(self, http: ClientSession, base_url: str, backend_key: str, one_way_s: float = 0.0) -> None:
-        self.http, self.base_url, self.backend_key, self.one_way_s = http, base_url, backend_key, one_way_s
+        super().__init__(http, base_url, backend_key)
+        self.one_way_s = one_way_s
 
     async def call(
         self,
@@ -40,19 +42,10 @@ class Api:
     ) -> tuple[int, dict]:
         """One request; ``delayed`` False for the backend's calls, which do not cross the user's network."""
         delay = self.one_way_s if delayed else 0.0
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if raw is not None:
-            headers["Content-Type"] = "application/json"
         await asyncio.sleep(delay)
-        async with self.http.request(
-            method, self.base_url + path, headers=headers, json=body if raw is None else None, data=raw
-        ) as response:
-            try:
-                data = await response.json(content_type=None)
-            except ValueError:
-                data = {"error": (await response.text())[:200]}
+        answer = await super().call(method, path, token=token, body=body, raw=raw)
         await asyncio.sleep(delay)
-        return response.status, data if isinstance(data, dict) else {"body": data}
+        return answer
 
     async def token(self, user: str, ttl_s: int = 600) -> str:
         """What your app's backend does (never a client): a token for ``user``."""

@@ -38,6 +38,7 @@ from client import Api, User
 from media import LADDER, CameraTrack, HeldTrack, LadderTrack
 from tokens import issue_token
 
+from rtclab.arguments import whole_number
 from rtclab.encoders import TunedVp8Encoder, VideoEncoderSettings, install_encoder
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.impair import Impairment
@@ -459,12 +460,6 @@ def _profiles(text: str) -> tuple[str, ...]:
     return names
 
 
-def _runs(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 20:
-        raise argparse.ArgumentTypeError("must be an integer from 1 to 20")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Match two users, connect a 1v1 video call three ways, and measure it."
@@ -475,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profiles", type=_profiles, help="comma-separated rtclab profiles for the connect test"
     )
-    parser.add_argument("--runs", type=_runs, help="calls per way and profile (median reported)")
+    parser.add_argument(
+        "--runs", type=whole_number(1, 20), help="calls per way and profile (median reported)"
+    )
     parser.add_argument(
         "--caps", type=_caps, help="comma-separated uplink caps in kbit/s for the ladder test"
     )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from aiohttp import ClientSession
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from rtclab.jitter import AdaptivePlayout
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
+from rtclab.service import JsonClient
 
 __all__ = ["Api", "Caller", "MicrophoneTrack"]
 
@@ -29,26 +29,8 @@ SPEECH_LEVEL = 0.01  # a sample above this (full scale 1.0) counts as sound
 HEARD_RMS = 0.005  # a received frame above this RMS counts as the agent's voice
 
 
-class Api:
-    """HTTP calls to the agent service; every answer is (status, JSON body)."""
-
-    def __init__(self, http: ClientSession, base_url: str, backend_key: str) -> None:
-        self.http, self.base_url, self.backend_key = http, base_url, backend_key
-
-    async def call(
-        self, method: str, path: str, *, token: str | None = None, body=None, raw: bytes | None = None
-    ):
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if raw is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.http.request(
-            method, self.base_url + path, headers=headers, json=body if raw is None else None, data=raw
-        ) as response:
-            try:
-                data = await response.json(content_type=None)
-            except ValueError:
-                data = {"error": (await response.text())[:200]}
-            return response.status, data if isinstance(data, dict) else {"body": data}
+class Api(JsonClient):
+    """HTTP calls to the agent service; every answer is (status, JSON body) (see rtclab.service)."""
 
     async def token(self, session: str, user: str, role: str, ttl_s: int = 600) -> str:
         status, data = await self.call(

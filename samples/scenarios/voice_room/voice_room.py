@@ -30,6 +30,7 @@ from aiohttp import ClientSession, ClientTimeout
 from client import Api, Participant
 from tokens import issue_token
 
+from rtclab.arguments import number, whole_number
 from rtclab.headlines import Headline, new_json_path, write_headlines
 from rtclab.quality import align, pesq_mos
 from rtclab.signals import (
@@ -425,28 +426,15 @@ def _import_scoring() -> None:
     import scipy.signal  # noqa: F401
 
 
-def _bounded(low: float, high: float, kind: type = int):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}")
-        return value
-
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run a voice room (forward and mix) on loopback and measure it."
     )
     parser.add_argument("--full", action="store_true", help="bigger room, longer (also LMA_MODE=full)")
-    parser.add_argument("--speakers", type=_bounded(0, 15), help="speakers besides the host")
-    parser.add_argument("--audience", type=_bounded(1, 40), help="listeners")
-    parser.add_argument("--seconds", type=_bounded(3, 120, float), help="room audio per mode")
-    parser.add_argument("--top-k", type=_bounded(1, 4), help="speakers forwarded to each listener")
+    parser.add_argument("--speakers", type=whole_number(0, 15), help="speakers besides the host")
+    parser.add_argument("--audience", type=whole_number(1, 40), help="listeners")
+    parser.add_argument("--seconds", type=number(3, 120), help="room audio per mode")
+    parser.add_argument("--top-k", type=whole_number(1, 4), help="speakers forwarded to each listener")
     parser.add_argument("--modes", default="forward,mix", help="comma-separated: forward, mix")
     parser.add_argument(
         "--profile", help="an rtclab network profile for every member's link (e.g. chrome-3g)"
