@@ -29,9 +29,10 @@ from typing import Any
 
 from rtclab.arguments import number
 from rtclab.call import LoopbackCall
+from rtclab.freezes import freezes
 from rtclab.profiles import Profile, ProfileError, get_profile
 from rtclab.quality import livekit_mos, livekit_quality, livekit_score, mos_from_r, r_factor, twilio_mos
-from rtclab.stats import CLOCK_RATES, MediaSnapshot, estimate_mos, freezes, to_dataframe
+from rtclab.stats import CLOCK_RATES, MediaSnapshot, estimate_mos, to_dataframe
 
 DEFAULT_PROFILES = ("loopback", "chrome-slow-4g", "nigeria-mobile")
 NO_IMPAIRMENT = "loopback"

@@ -39,10 +39,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from rtclab.arguments import number, whole_number
+from rtclab.freezes import freezes
 from rtclab.impair import ImpairedPeer, Impairment, impair_connection
 from rtclab.loopback import check_loopback_sdp, loopback_only, rtc_configuration
 from rtclab.signals import ColorBarsVideoTrack, SpeechLikeAudioTrack
-from rtclab.stats import freezes
 
 CONNECT_TIMEOUT = 15.0  # seconds to connect one call
 WIDTH, HEIGHT, FPS = 320, 240, 30

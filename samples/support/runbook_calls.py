@@ -14,7 +14,7 @@ from typing import Any
 from rtclab.call import LoopbackCall
 from rtclab.diagnose import diagnose
 from rtclab.dumps import parse_dump, timeline_json
-from rtclab.stats import freezes
+from rtclab.freezes import freezes
 
 
 @dataclass(frozen=True)

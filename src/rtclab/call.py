@@ -125,7 +125,7 @@ class LoopbackCall:
             with ``at_s`` in seconds from the start of the offer.
         frames_received: Frames the callee decoded, per kind.
         frame_times: When the callee got each decoded frame, per kind, in seconds from the start of the offer
-            (feed them to `rtclab.stats.freezes`).
+            (feed them to `rtclab.freezes.freezes`).
         links: The impairment models in force, ``"uplink"`` and/or ``"downlink"`` (after `start`);
             their ``counters`` tell what was sent, delivered and dropped.
         codecs: The negotiated MIME type per kind, e.g. ``{"audio": "audio/opus", "video": "video/VP8"}``

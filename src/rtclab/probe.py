@@ -142,7 +142,7 @@ THRESHOLDS: dict[str, Threshold] = {
         value=FREEZE_THRESHOLDS_MS["video"],
         unit="ms",
         rule_set="Agora",
-        says="video counts as frozen after a 600 ms stall (Agora Analytics; rtclab.stats.FREEZE_THRESHOLDS_MS)",
+        says="video counts as frozen after a 600 ms stall (Agora Analytics; rtclab.freezes.FREEZE_THRESHOLDS_MS)",
         url=_AGORA,
     ),
     "r_medium": Threshold(
@@ -240,7 +240,7 @@ class MediaResult:
         jitter_ms: Median of the jitter over the receiver reports that came while media flowed, in ms.
         reports: Receiver reports that came back while the media flowed.
         bitrate_kbps: Average payload bitrate sent, in kbit/s.
-        freeze: Freezes of the decoded frames (`rtclab.stats.freezes`), None without frames. A stream
+        freeze: Freezes of the decoded frames (`rtclab.freezes.freezes`), None without frames. A stream
             that stopped before the probe ended counts as frozen from its last frame to the end.
         stalled_at_end: True if no frame came during the last freeze threshold before the end.
     """

@@ -1,6 +1,6 @@
 """Turn aiortc ``getStats()`` reports into plain records with real units: jitter and RTT in ms, loss as a
-fraction, bitrate in kbit/s from two readings of a byte counter; then into a table and a MOS. Freeze events
-(`rtclab.freezes`) can be imported from here too.
+fraction, bitrate in kbit/s from two readings of a byte counter; then into a table and a MOS. Freezes, which
+aiortc's stats do not count, are found from frame times by `rtclab.freezes`.
 
 aiortc's receiver stats have a trap for video: a video stream and its retransmission (RTX) stream share one
 ``inbound-rtp`` id, so once a retransmission has arrived, ``getStats()`` describes the RTX stream instead of
@@ -17,12 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-# Freeze detection is defined in rtclab.freezes (rtclab.quality needs it too); samples and notebooks read it
-# from here, next to the getStats() numbers it completes.
-from rtclab.freezes import FREEZE_THRESHOLDS_MS as FREEZE_THRESHOLDS_MS
-from rtclab.freezes import FreezeEvent as FreezeEvent
-from rtclab.freezes import FreezeReport as FreezeReport
-from rtclab.freezes import freezes as freezes
 from rtclab.quality import score_speech
 
 if TYPE_CHECKING:

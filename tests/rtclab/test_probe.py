@@ -7,8 +7,9 @@ import json
 import pytest
 
 from rtclab import probe
+from rtclab.freezes import FreezeEvent, FreezeReport
 from rtclab.profiles import load_profiles
-from rtclab.stats import FreezeEvent, FreezeReport, MediaSnapshot, MosEstimate, estimate_mos
+from rtclab.stats import MediaSnapshot, MosEstimate, estimate_mos
 
 BUILTINS = load_profiles()
 FAST = "chrome-fast-4g"

@@ -17,6 +17,7 @@ from aiortc.stats import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rtclab.freezes import FreezeEvent, freezes
 from rtclab.quality import (
     delay_impairment,
     effective_equipment_impairment,
@@ -28,14 +29,12 @@ from rtclab.stats import (
     AIORTC_RECEIVER,
     CLOCK_RATES,
     TABLE_COLUMNS,
-    FreezeEvent,
     MediaSnapshot,
     MediaSummary,
     bitrate_kbps,
     estimate_mos,
     format_summary,
     fraction_lost,
-    freezes,
     get_stats,
     jitter_ms,
     media_snapshots,
